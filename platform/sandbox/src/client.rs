@@ -1,0 +1,141 @@
+//! The async side's handle on the sandbox process: spawn it, create and delete containers,
+//! hear of containers that exit on their own.
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::process::{Child, Command as ProcessCommand};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::ContainerSpec;
+use crate::protocol::{Command, Message, Reply, Request};
+
+#[derive(Debug, Error)]
+pub enum SandboxError {
+    #[error("sandbox process is gone")]
+    Gone,
+    #[error("{0}")]
+    Failed(String),
+    #[error("sandbox i/o failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A container whose init exited without being asked to.
+#[derive(Debug, Clone)]
+pub struct ContainerExit {
+    pub container: String,
+    pub status: String,
+}
+
+type PendingReplies = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<i32, String>>>>>;
+
+/// Handle on one sandbox process; cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    writer: Arc<Mutex<OwnedWriteHalf>>,
+    /// Replies not yet received, by request id.
+    pending: PendingReplies,
+    next_request: Arc<AtomicU64>,
+    /// The process itself, awaited on shutdown.
+    child: Arc<Mutex<Option<Child>>>,
+}
+
+impl Sandbox {
+    /// Starts `program args...` as the sandbox process, its stdin being the control socket.
+    /// Exits of containers arrive on the returned receiver.
+    pub fn spawn(program: &Path, args: &[&str]) -> Result<(Sandbox, mpsc::UnboundedReceiver<ContainerExit>), SandboxError> {
+        let (ours, theirs) = StdUnixStream::pair()?;
+        let child = ProcessCommand::new(program)
+            .args(args)
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        ours.set_nonblocking(true)?;
+        let (read_half, write_half) = UnixStream::from_std(ours)?.into_split();
+        let pending: PendingReplies = Arc::default();
+        let (exits_tx, exits_rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_messages(BufReader::new(read_half), pending.clone(), exits_tx));
+        let sandbox = Sandbox {
+            writer: Arc::new(Mutex::new(write_half)),
+            pending,
+            next_request: Arc::new(AtomicU64::new(1)),
+            child: Arc::new(Mutex::new(Some(child))),
+        };
+        Ok((sandbox, exits_rx))
+    }
+
+    /// Creates and starts a container; returns its init's pid.
+    pub async fn create(&self, spec: ContainerSpec) -> Result<i32, SandboxError> {
+        self.request(Command::Create(spec)).await
+    }
+
+    /// Kills a container and deletes its state and cgroup. Deleting an unknown container succeeds.
+    pub async fn delete(&self, container: &str) -> Result<(), SandboxError> {
+        self.request(Command::Delete { container: container.to_owned() }).await.map(|_| ())
+    }
+
+    /// Closes the control socket, which makes the sandbox delete every container and exit.
+    pub async fn shutdown(&self) -> Result<(), SandboxError> {
+        self.writer.lock().await.shutdown().await?;
+        if let Some(mut child) = self.child.lock().await.take() {
+            child.wait().await?;
+        }
+        Ok(())
+    }
+
+    async fn request(&self, command: Command) -> Result<i32, SandboxError> {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let mut line = serde_json::to_vec(&Request { id, command }).map_err(|error| SandboxError::Failed(error.to_string()))?;
+        line.push(b'\n');
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.pending.lock().expect("pending replies lock").insert(id, reply_tx);
+        let written = self.writer.lock().await.write_all(&line).await;
+        if written.is_err() {
+            self.pending.lock().expect("pending replies lock").remove(&id);
+            return Err(SandboxError::Gone);
+        }
+        match reply_rx.await {
+            Ok(outcome) => outcome.map_err(SandboxError::Failed),
+            Err(_) => Err(SandboxError::Gone),
+        }
+    }
+}
+
+/// Routes the sandbox's replies to their callers and its exit reports to the receiver.
+async fn read_messages(
+    mut reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    pending: PendingReplies,
+    exits: mpsc::UnboundedSender<ContainerExit>,
+) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        match serde_json::from_str::<Message>(&line) {
+            Ok(Message::Reply(Reply { id, outcome })) => {
+                if let Some(waiter) = pending.lock().expect("pending replies lock").remove(&id) {
+                    let _ = waiter.send(outcome);
+                }
+            }
+            Ok(Message::Exited { container, status }) => {
+                let _ = exits.send(ContainerExit { container, status });
+            }
+            Err(error) => tracing::error!(%error, "unreadable message from sandbox"),
+        }
+    }
+    tracing::warn!("sandbox control socket closed");
+    // Dropping the waiters tells every caller the sandbox is gone.
+    pending.lock().expect("pending replies lock").clear();
+}

@@ -1,0 +1,130 @@
+//! Turns a [`ContainerSpec`] into an OCI runtime `config.json` with Kiln's isolation defaults.
+
+use serde_json::{Value, json};
+
+use crate::ContainerSpec;
+
+/// Where the function's executable sits inside its root file system.
+pub const FUNCTION_PATH: &str = "/function";
+/// Where the runtime socket folder is mounted inside the container.
+pub const RUNTIME_MOUNT: &str = "/run/kiln";
+
+/// The OCI config: new pid/mount/ipc/uts (and net unless asked) namespaces, read-only
+/// root, no capabilities, `no_new_privileges`, cgroup limits.
+pub fn config_json(spec: &ContainerSpec) -> Value {
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+    ];
+    if !spec.network {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mut cpu = json!({"shares": spec.cpu_shares});
+    if let Some(quota) = spec.cpu_quota_us {
+        cpu["quota"] = json!(quota);
+        cpu["period"] = json!(100_000);
+    }
+    let no_capabilities: Vec<String> = Vec::new();
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": [FUNCTION_PATH],
+            "env": spec.env,
+            "cwd": "/",
+            "capabilities": {
+                "bounding": no_capabilities,
+                "effective": no_capabilities,
+                "permitted": no_capabilities,
+                "inheritable": no_capabilities,
+                "ambient": no_capabilities,
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true,
+        },
+        "root": {"path": spec.rootfs, "readonly": true},
+        "hostname": "kiln",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc",
+             "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "strictatime", "mode=755", "size=1m"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+             "options": ["nosuid", "nodev", "mode=1777", format!("size={}", spec.tmpfs_bytes)]},
+            {"destination": RUNTIME_MOUNT, "type": "bind", "source": spec.runtime_dir,
+             "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]},
+        ],
+        "linux": {
+            "cgroupsPath": format!("/kiln/{}", spec.id),
+            "namespaces": namespaces,
+            "resources": {
+                "devices": [{"allow": false, "access": "rwm"}],
+                "memory": {"limit": spec.memory_bytes},
+                "cpu": cpu,
+                "pids": {"limit": spec.pids_limit},
+            },
+            "maskedPaths": [
+                "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                "/proc/scsi", "/sys/firmware",
+            ],
+            "readonlyPaths": [
+                "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+            ],
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(network: bool) -> ContainerSpec {
+        ContainerSpec {
+            id: "c1".into(),
+            rootfs: "/data/rootfs/abc".into(),
+            runtime_dir: "/data/run/c1".into(),
+            log_path: "/data/logs/c1.log".into(),
+            env: vec!["A=1".into()],
+            memory_bytes: 64 << 20,
+            cpu_shares: 512,
+            cpu_quota_us: Some(50_000),
+            pids_limit: 32,
+            network,
+            tmpfs_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn isolates_by_default() {
+        let config = config_json(&spec(false));
+        let namespaces: Vec<&str> = config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|namespace| namespace["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["pid", "mount", "ipc", "uts", "network"]);
+        assert_eq!(config["root"]["readonly"], true);
+        assert_eq!(config["process"]["noNewPrivileges"], true);
+        assert_eq!(config["process"]["capabilities"]["bounding"], json!([]));
+        assert_eq!(config["linux"]["cgroupsPath"], "/kiln/c1");
+        assert_eq!(config["linux"]["resources"]["memory"]["limit"], 64 << 20);
+        assert_eq!(config["linux"]["resources"]["cpu"]["quota"], 50_000);
+        assert_eq!(config["linux"]["resources"]["pids"]["limit"], 32);
+    }
+
+    #[test]
+    fn network_setting_keeps_the_host_network() {
+        let config = config_json(&spec(true));
+        let has_network_namespace = config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|namespace| namespace["type"] == "network");
+        assert!(!has_network_namespace);
+    }
+}

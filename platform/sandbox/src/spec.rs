@@ -1,0 +1,28 @@
+//! What the async side asks for when it wants a container.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One container: a function's read-only root, its private runtime socket folder and limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// youki's container id; also names the cgroup (`/kiln/<id>`).
+    pub id: String,
+    /// Root file system holding `/function`; shared read-only by every container of a version.
+    pub rootfs: PathBuf,
+    /// Host folder bind-mounted at `/run/kiln`; holds the runtime socket.
+    pub runtime_dir: PathBuf,
+    /// File that receives the function's stdout and stderr.
+    pub log_path: PathBuf,
+    /// `KEY=VALUE` pairs for the function process.
+    pub env: Vec<String>,
+    pub memory_bytes: i64,
+    pub cpu_shares: u64,
+    /// CFS quota per 100 ms period; `None` leaves CPU time unbounded (shares still apply).
+    pub cpu_quota_us: Option<i64>,
+    pub pids_limit: i64,
+    /// Share the host's network instead of an empty network namespace.
+    pub network: bool,
+    pub tmpfs_bytes: u64,
+}

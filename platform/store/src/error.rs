@@ -1,0 +1,31 @@
+//! The store's error type: the database is unreachable, a query failed, or a row conflicts.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(#[from] deadpool_postgres::PoolError),
+    #[error("database query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+}
+
+impl StoreError {
+    /// True when the database itself could not be reached (as opposed to a query it rejected).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Query(error) => error.is_closed() || error.as_db_error().is_none(),
+            StoreError::Conflict(_) | StoreError::Migration(_) => false,
+        }
+    }
+}
+
+/// The SQLSTATE PostgreSQL uses for a unique-constraint violation.
+pub(crate) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}

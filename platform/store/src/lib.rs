@@ -1,0 +1,16 @@
+//! All of Kiln's SQL: the PostgreSQL pool, migrations, and one module per table group.
+//!
+//! **Invariant:** no other crate holds SQL. The store knows nothing of HTTP,
+//! tokens or containers; it takes and returns plain records.
+
+mod connect;
+mod error;
+mod functions;
+mod migrate;
+mod tenants;
+
+pub use connect::{PoolFigures, Store, StoreConfig};
+pub use error::StoreError;
+pub use functions::{FunctionRecord, NewVersion, VersionRecord, VersionSelector};
+pub use migrate::migrate;
+pub use tenants::{KeyRecord, NewTenant, TenantAuth, TenantRecord};
