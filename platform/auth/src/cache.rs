@@ -1,0 +1,78 @@
+//! The authenticator: reads a bearer token, loads the claimed tenant's keys (cached briefly)
+//! and verifies the token against them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use store::Store;
+
+use crate::verify::claimed_tenant;
+use crate::{AuthError, Claims, TenantVerifier};
+
+/// How long a tenant's keys are trusted before they are read again (bounds how long a
+/// removed key keeps working on other nodes).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
+/// Bound on cached tenants, so tokens naming random tenants cannot grow memory.
+const KEY_CACHE_MAX: usize = 10_000;
+
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Store,
+    /// Parsed keys by tenant, `None` for "no such tenant", with the time they were read.
+    cache: Arc<Mutex<HashMap<String, (Instant, Option<Arc<TenantVerifier>>)>>>,
+}
+
+impl Authenticator {
+    pub fn new(store: Store) -> Authenticator {
+        Authenticator { store, cache: Arc::default() }
+    }
+
+    /// Authenticates an `Authorization` header value. With `route_tenant`, the token must be
+    /// for that tenant.
+    pub async fn authenticate(&self, authorization: Option<&str>, route_tenant: Option<&str>) -> Result<Claims, AuthError> {
+        let token = authorization
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::MissingToken)?;
+        let tenant = claimed_tenant(token)?;
+        if let Some(route) = route_tenant
+            && route != tenant
+        {
+            return Err(AuthError::WrongTenant { token: tenant, route: route.to_owned() });
+        }
+        let verifier = self.verifier(&tenant).await?.ok_or(AuthError::UnknownTenant)?;
+        verifier.verify(token, &tenant)
+    }
+
+    /// Forgets a tenant's cached keys after they changed on this node.
+    pub fn invalidate(&self, tenant: &str) {
+        self.cache.lock().expect("key cache lock").remove(tenant);
+    }
+
+    async fn verifier(&self, tenant: &str) -> Result<Option<Arc<TenantVerifier>>, AuthError> {
+        if let Some((read_at, verifier)) = self.cache.lock().expect("key cache lock").get(tenant)
+            && read_at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(verifier.clone());
+        }
+        let record = self.store.tenant_auth(tenant).await.map_err(|error| AuthError::Unavailable(error.to_string()))?;
+        let verifier = match record {
+            Some(record) => match TenantVerifier::from_record(&record) {
+                Ok(verifier) => Some(Arc::new(verifier)),
+                Err(error) => {
+                    tracing::error!(tenant, %error, "stored tenant key does not parse");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut cache = self.cache.lock().expect("key cache lock");
+        if cache.len() >= KEY_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(tenant.to_owned(), (Instant::now(), verifier.clone()));
+        Ok(verifier)
+    }
+}

@@ -1,0 +1,53 @@
+//! One running container as the dispatcher sees it: where to send work, and whether it died.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime_api::Assignment;
+
+pub(crate) struct Container {
+    pub id: String,
+    /// Host folder mounted at `/run/kiln`; removed when the container is retired.
+    pub runtime_dir: PathBuf,
+    /// Hands one assignment at a time to the container's runtime API.
+    pub assign: mpsc::Sender<Assignment>,
+    /// The runtime API server task for this container's socket.
+    pub server: AbortHandle,
+    /// Cancelled when the container's init exits on its own.
+    pub died: CancellationToken,
+    pub exit_status: Mutex<Option<String>>,
+    /// Set once when the container leaves its pool, so it is retired exactly once.
+    pub retired: AtomicBool,
+    /// When it last finished an invocation; drives the idle timeout.
+    pub last_used: Mutex<Instant>,
+}
+
+impl Container {
+    pub(crate) fn mark_died(&self, status: String) {
+        *self.exit_status.lock().expect("container lock") = Some(status);
+        self.died.cancel();
+    }
+
+    pub(crate) fn exit_status(&self) -> String {
+        self.exit_status.lock().expect("container lock").clone().unwrap_or_else(|| "exited".into())
+    }
+
+    /// True the first time only: the caller then owns the retirement.
+    pub(crate) fn begin_retirement(&self) -> bool {
+        !self.retired.swap(true, Ordering::SeqCst)
+    }
+
+    pub(crate) fn idle_since(&self) -> Instant {
+        *self.last_used.lock().expect("container lock")
+    }
+
+    pub(crate) fn touch(&self) {
+        *self.last_used.lock().expect("container lock") = Instant::now();
+    }
+}

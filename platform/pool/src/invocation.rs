@@ -1,0 +1,67 @@
+//! An invocation as the dispatcher sees it, its outcome, and the [`Runner`] seam that the
+//! front door calls (the real [`crate::Dispatcher`], or a fake in front-door tests).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use thiserror::Error;
+
+use crate::FunctionTarget;
+
+/// The caller's request, already authorised and with Kiln's own headers removed.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub method: Method,
+    /// The part after `/fn/{tenant}/{function}`, starting with `/`.
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The function's answer.
+#[derive(Debug, Clone)]
+pub struct FunctionResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A successful invocation and how it was served.
+#[derive(Debug)]
+pub struct InvokeOutcome {
+    pub response: FunctionResponse,
+    /// True when a container had to be started for this invocation.
+    pub cold: bool,
+    pub container: String,
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum InvokeError {
+    #[error("function is at its concurrency limit")]
+    Busy { retry_after: Duration },
+    #[error("function did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("function exited during the invocation ({0})")]
+    Crashed(String),
+    #[error("function reported an error: {error_type}")]
+    FunctionError { error_type: String },
+    #[error("function response is larger than {limit} bytes")]
+    ResponseTooLarge { limit: usize },
+    #[error("container could not be started: {0}")]
+    StartFailed(String),
+    #[error("kiln is shutting down")]
+    ShuttingDown,
+}
+
+/// Runs invocations of function targets.
+pub trait Runner: Send + Sync + 'static {
+    fn invoke(
+        &self,
+        target: Arc<FunctionTarget>,
+        invocation: Invocation,
+    ) -> impl Future<Output = Result<InvokeOutcome, InvokeError>> + Send;
+}

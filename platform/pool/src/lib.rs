@@ -1,0 +1,18 @@
+//! Routes invocations to warm containers: one pool per tenant+function+version, containers
+//! started through the sandbox, and the host side of the function contract (the runtime API
+//! served on each container's private socket).
+//!
+//! **Invariant:** a container belongs to exactly one pool, so to one tenant and one version;
+//! it is never handed to another. The pool knows nothing of tokens, PostgreSQL or HTTP
+//! status codes for callers: it returns typed outcomes and errors.
+
+mod container;
+mod dispatcher;
+mod invocation;
+mod pool;
+mod runtime_api;
+mod target;
+
+pub use dispatcher::{Dispatcher, DispatcherConfig, PoolFigures};
+pub use invocation::{FunctionResponse, Invocation, InvokeError, InvokeOutcome, Runner};
+pub use target::{FunctionLimits, FunctionTarget};

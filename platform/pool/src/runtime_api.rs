@@ -1,0 +1,225 @@
+//! The host side of the function contract (`docs/function-contract.md`): the runtime API
+//! served over HTTP/1.1 on each container's private Unix socket.
+//!
+//! **Invariant:** a socket belongs to one container, so every request on it concerns that
+//! container's current invocation; there is no way to name another container's work.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::{FunctionResponse, Invocation, InvokeError};
+
+/// Largest error report a function may post.
+const ERROR_REPORT_LIMIT: usize = 64 * 1024;
+
+/// An invocation handed to one container, with the way back to its caller.
+pub(crate) struct Assignment {
+    pub invocation: Invocation,
+    pub deadline_ms: u64,
+    pub respond: oneshot::Sender<Result<FunctionResponse, InvokeError>>,
+}
+
+type Responder = oneshot::Sender<Result<FunctionResponse, InvokeError>>;
+
+/// State shared by the dispatcher (which assigns) and the runtime API (which hands out and completes).
+pub(crate) struct RuntimeChannel {
+    /// Assignments waiting for the function's next `GET /v1/invocation/next`.
+    inbox: Mutex<mpsc::Receiver<Assignment>>,
+    /// The invocation the function is working on: its id and its caller.
+    current: std::sync::Mutex<Option<(u64, Responder)>>,
+    next_invocation_id: AtomicU64,
+    response_limit: usize,
+}
+
+impl RuntimeChannel {
+    pub(crate) fn new(response_limit: usize) -> (Arc<RuntimeChannel>, mpsc::Sender<Assignment>) {
+        let (sender, inbox) = mpsc::channel(1);
+        let channel = RuntimeChannel {
+            inbox: Mutex::new(inbox),
+            current: std::sync::Mutex::new(None),
+            next_invocation_id: AtomicU64::new(1),
+            response_limit,
+        };
+        (Arc::new(channel), sender)
+    }
+
+    fn complete(&self, id: u64, outcome: Result<FunctionResponse, InvokeError>) -> bool {
+        let mut current = self.current.lock().expect("runtime channel lock");
+        match current.take() {
+            Some((current_id, responder)) if current_id == id => {
+                let _ = responder.send(outcome);
+                true
+            }
+            other => {
+                *current = other;
+                false
+            }
+        }
+    }
+}
+
+/// Serves the runtime API on `listener` until the task is aborted; connections end with it.
+pub(crate) async fn serve_runtime_api(listener: UnixListener, channel: Arc<RuntimeChannel>) {
+    let mut connections = JoinSet::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "runtime socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let channel = channel.clone();
+        connections.spawn(async move {
+            let service = service_fn(move |request| handle(channel.clone(), request));
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+async fn handle(channel: Arc<RuntimeChannel>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let response = match (request.method(), segments.as_slice()) {
+        (&Method::GET, ["v1", "invocation", "next"]) => next_invocation(&channel).await,
+        (&Method::POST, ["v1", "invocation", id, "response"]) => match id.parse() {
+            Ok(id) => post_response(&channel, id, request).await,
+            Err(_) => unknown_invocation(),
+        },
+        (&Method::POST, ["v1", "invocation", id, "error"]) => match id.parse() {
+            Ok(id) => post_error(&channel, id, request).await,
+            Err(_) => unknown_invocation(),
+        },
+        _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such runtime API route"),
+    };
+    Ok(response)
+}
+
+async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
+    let assignment = channel.inbox.lock().await.recv().await;
+    let Some(Assignment { invocation, deadline_ms, respond }) = assignment else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, "container_retiring", "this container takes no more work");
+    };
+    let id = channel.next_invocation_id.fetch_add(1, Ordering::Relaxed);
+    *channel.current.lock().expect("runtime channel lock") = Some((id, respond));
+    let mut response = Response::new(Full::new(invocation.body));
+    let headers = response.headers_mut();
+    for (name, value) in &invocation.headers {
+        if is_forwardable(name) {
+            headers.append(name, value.clone());
+        }
+    }
+    headers.insert("kiln-invocation-id", HeaderValue::from(id));
+    headers.insert("kiln-method", HeaderValue::from_str(invocation.method.as_str()).expect("method is a valid header"));
+    headers.insert("kiln-path", HeaderValue::from_str(&invocation.path).unwrap_or(HeaderValue::from_static("/")));
+    if let Some(query) = invocation.query.as_deref().and_then(|query| HeaderValue::from_str(query).ok()) {
+        headers.insert("kiln-query", query);
+    }
+    headers.insert("kiln-deadline-ms", HeaderValue::from(deadline_ms));
+    response
+}
+
+async fn post_response(channel: &RuntimeChannel, id: u64, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if !is_current(channel, id) {
+        return unknown_invocation();
+    }
+    let status = match request.headers().get("kiln-status") {
+        None => StatusCode::OK,
+        Some(value) => match value.to_str().ok().and_then(|text| text.parse::<u16>().ok()) {
+            Some(code @ 200..=599) => StatusCode::from_u16(code).expect("code in range"),
+            _ => return error_response(StatusCode::BAD_REQUEST, "bad_status", "Kiln-Status must be a number in 200-599"),
+        },
+    };
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, channel.response_limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            channel.complete(id, Err(InvokeError::ResponseTooLarge { limit: channel.response_limit }));
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "response_too_large",
+                &format!("response bodies are limited to {} bytes", channel.response_limit),
+            );
+        }
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        if is_forwardable(name) && name != HOST {
+            headers.append(name, value.clone());
+        }
+    }
+    if channel.complete(id, Ok(FunctionResponse { status, headers, body })) {
+        accepted()
+    } else {
+        unknown_invocation()
+    }
+}
+
+async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = Limited::new(request.into_body(), ERROR_REPORT_LIMIT)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let error_type = report["errorType"].as_str().unwrap_or("Unspecified").chars().take(128).collect();
+    if let Some(message) = report["errorMessage"].as_str() {
+        tracing::info!(error_type = %error_type, error = message, "function reported an error");
+    }
+    if channel.complete(id, Err(InvokeError::FunctionError { error_type })) {
+        accepted()
+    } else {
+        unknown_invocation()
+    }
+}
+
+fn is_current(channel: &RuntimeChannel, id: u64) -> bool {
+    matches!(&*channel.current.lock().expect("runtime channel lock"), Some((current, _)) if *current == id)
+}
+
+/// Headers passed between caller and function: not hop-by-hop, not framing, not Kiln's own.
+pub(crate) fn is_forwardable(name: &HeaderName) -> bool {
+    const HOP_BY_HOP: [&str; 7] =
+        ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
+    let name = name.as_str();
+    name != CONTENT_LENGTH.as_str() && !HOP_BY_HOP.contains(&name) && !name.starts_with("kiln-")
+}
+
+fn accepted() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+}
+
+fn unknown_invocation() -> Response<Full<Bytes>> {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "unknown_invocation",
+        "no such invocation in flight on this container (already answered or timed out)",
+    )
+}
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
