@@ -94,6 +94,22 @@ impl Dispatcher {
         self.fill_to_min_warm(&pool);
     }
 
+    /// Retires every container of `tenant/function` (all versions), for example after a delete.
+    /// Busy containers finish their invocation first.
+    pub async fn retire_function(&self, tenant: &str, function: &str) {
+        let closed: Vec<Arc<Pool>> = {
+            let mut pools = self.inner.pools.lock().expect("pools lock");
+            let keys: Vec<_> =
+                pools.keys().filter(|(pool_tenant, pool_function, _)| pool_tenant == tenant && pool_function == function).cloned().collect();
+            keys.iter().filter_map(|key| pools.remove(key)).collect()
+        };
+        for pool in closed {
+            for container in pool.close() {
+                self.retire(&pool, &container).await;
+            }
+        }
+    }
+
     pub fn figures(&self) -> PoolFigures {
         let pools: Vec<Arc<Pool>> = self.inner.pools.lock().expect("pools lock").values().cloned().collect();
         let mut figures = PoolFigures {
@@ -151,7 +167,7 @@ impl Dispatcher {
         let result = self.run_on(&container, invocation, deadline, target.limits.timeout).await;
         pool.end_busy();
         let keep = matches!(&result, Ok(_) | Err(InvokeError::FunctionError { .. } | InvokeError::ResponseTooLarge { .. }));
-        if keep && !container.died.is_cancelled() && !self.inner.closing.load(Ordering::SeqCst) {
+        if keep && !container.died.is_cancelled() && !pool.is_closed() && !self.inner.closing.load(Ordering::SeqCst) {
             pool.put_back(container.clone());
         } else {
             self.retire(&pool, &container).await;
@@ -347,6 +363,18 @@ impl Dispatcher {
 impl Runner for Dispatcher {
     async fn invoke(&self, target: Arc<FunctionTarget>, invocation: Invocation) -> Result<InvokeOutcome, InvokeError> {
         self.dispatch(target, invocation).await
+    }
+
+    fn prewarm(&self, target: Arc<FunctionTarget>) {
+        Dispatcher::prewarm(self, target);
+    }
+
+    async fn retire_function(&self, tenant: &str, function: &str) {
+        Dispatcher::retire_function(self, tenant, function).await;
+    }
+
+    fn figures(&self) -> PoolFigures {
+        Dispatcher::figures(self)
     }
 }
 

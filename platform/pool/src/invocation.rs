@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use thiserror::Error;
 
-use crate::FunctionTarget;
+use crate::{FunctionTarget, PoolFigures};
 
 /// The caller's request, already authorised and with Kiln's own headers removed.
 #[derive(Debug, Clone)]
@@ -57,11 +57,19 @@ pub enum InvokeError {
     ShuttingDown,
 }
 
-/// Runs invocations of function targets.
-pub trait Runner: Send + Sync + 'static {
+/// Runs invocations of function targets and owns their containers.
+pub trait Runner: Clone + Send + Sync + 'static {
     fn invoke(
         &self,
         target: Arc<FunctionTarget>,
         invocation: Invocation,
     ) -> impl Future<Output = Result<InvokeOutcome, InvokeError>> + Send;
+
+    /// Starts the target's `min_warm` containers ahead of the first invocation.
+    fn prewarm(&self, target: Arc<FunctionTarget>);
+
+    /// Retires every container of a function (it was deleted or replaced).
+    fn retire_function(&self, tenant: &str, function: &str) -> impl Future<Output = ()> + Send;
+
+    fn figures(&self) -> PoolFigures;
 }

@@ -28,6 +28,8 @@ pub(crate) enum Lease {
 pub(crate) struct Pool {
     pub target: Arc<FunctionTarget>,
     state: Mutex<PoolState>,
+    /// Set when the function was deleted: containers finishing work retire instead of parking.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -53,7 +55,7 @@ pub(crate) struct PoolCounts {
 
 impl Pool {
     pub(crate) fn new(target: Arc<FunctionTarget>) -> Pool {
-        Pool { target, state: Mutex::new(PoolState::default()) }
+        Pool { target, state: Mutex::new(PoolState::default()), closed: Default::default() }
     }
 
     pub(crate) fn lease(&self, queue_limit: usize) -> Lease {
@@ -147,6 +149,16 @@ impl Pool {
             expired.push(state.idle.remove(0));
         }
         expired
+    }
+
+    /// Closes the pool and takes its idle containers out, for retirement.
+    pub(crate) fn close(&self) -> Vec<Arc<Container>> {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::mem::take(&mut self.lock().idle)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub(crate) fn counts(&self) -> PoolCounts {

@@ -1,0 +1,134 @@
+//! The tenant's function API under `/v1/functions`; the tenant comes from the verified token.
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use pool::Runner;
+use registry::{FunctionRecord, FunctionSettings, VersionRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::App;
+use crate::app::method_not_allowed;
+use crate::body::{RequestBody, empty_response, json_response, parse_json, read_body, rfc3339};
+use crate::error::ApiError;
+
+/// `rest` holds the path segments after `/v1/functions`.
+pub async fn route<R, B>(app: &App<R>, request: Request<B>, rest: &[&str]) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    R: Runner,
+    B: RequestBody,
+{
+    let state = &app.inner;
+    let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let tenant = state.auth.authenticate(authorization, None).await?.tenant;
+    tracing::Span::current().record("tenant", tenant.as_str());
+    let method = request.method().clone();
+    match (rest, method) {
+        ([] | [""], Method::GET) => list(app, &tenant).await,
+        ([] | [""], _) => Err(method_not_allowed("GET")),
+        ([name], Method::PUT) => upload(app, &tenant, name, request).await,
+        ([name], Method::GET) => show(app, &tenant, name).await,
+        ([name], Method::DELETE) => delete(app, &tenant, name).await,
+        ([_], _) => Err(method_not_allowed("GET, PUT, DELETE")),
+        ([name, "current"], Method::PUT) => set_current(app, &tenant, name, request).await,
+        ([_, "current"], _) => Err(method_not_allowed("PUT")),
+        _ => Err(ApiError::not_found("no such function route")),
+    }
+}
+
+async fn list<R: Runner>(app: &App<R>, tenant: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    let functions = app.inner.registry.list(tenant).await?;
+    let functions: Vec<Value> = functions.iter().map(|function| function_json(tenant, function)).collect();
+    Ok(json_response(StatusCode::OK, &json!({"functions": functions})))
+}
+
+async fn upload<R, B>(app: &App<R>, tenant: &str, name: &str, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    R: Runner,
+    B: RequestBody,
+{
+    let state = &app.inner;
+    tracing::Span::current().record("function", name);
+    registry::validate_name("function name", name)?;
+    let settings = FunctionSettings::from_query(request.uri().query())?;
+    let (_, executable) = read_body(request, state.config.upload_limit).await.map_err(|mut error| {
+        if error.status == StatusCode::PAYLOAD_TOO_LARGE {
+            error.code = "upload_too_large";
+            error.message = format!("executables are limited to {} bytes", state.config.upload_limit);
+        }
+        error
+    })?;
+    let version = state.registry.upload(tenant, name, executable, &settings).await?;
+    tracing::info!(tenant, function = name, version = version.version, digest = %version.digest, "function uploaded");
+    if settings.min_warm > 0 {
+        state.runner.prewarm(std::sync::Arc::new(state.registry.target(&version)));
+    }
+    let mut body = version_json(&version);
+    body["name"] = json!(name);
+    body["invoke_path"] = json!(format!("/fn/{tenant}/{name}/"));
+    Ok(json_response(StatusCode::CREATED, &body))
+}
+
+async fn show<R: Runner>(app: &App<R>, tenant: &str, name: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    let (function, versions) = app
+        .inner
+        .registry
+        .show(tenant, name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("function `{name}` not found")))?;
+    let mut body = function_json(tenant, &function);
+    body["versions"] = json!(versions.iter().map(version_json).collect::<Vec<_>>());
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn delete<R: Runner>(app: &App<R>, tenant: &str, name: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+    if !app.inner.registry.delete(tenant, name).await? {
+        return Err(ApiError::not_found(format!("function `{name}` not found")));
+    }
+    app.inner.runner.retire_function(tenant, name).await;
+    tracing::info!(tenant, function = name, "function deleted");
+    Ok(empty_response(StatusCode::NO_CONTENT))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CurrentVersion {
+    version: i32,
+}
+
+async fn set_current<R, B>(app: &App<R>, tenant: &str, name: &str, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+where
+    R: Runner,
+    B: RequestBody,
+{
+    let (_, body) = read_body(request, 4096).await?;
+    let CurrentVersion { version } = parse_json(&body)?;
+    if !app.inner.registry.set_current(tenant, name, version).await? {
+        return Err(ApiError::not_found(format!("function `{name}` has no version {version}")));
+    }
+    show(app, tenant, name).await
+}
+
+fn function_json(tenant: &str, function: &FunctionRecord) -> Value {
+    json!({
+        "name": function.name,
+        "current_version": function.current.version,
+        "digest": function.current.digest,
+        "size_bytes": function.current.size_bytes,
+        "settings": function.current.settings,
+        "invoke_path": format!("/fn/{tenant}/{}/", function.name),
+        "created_at": rfc3339(function.created_at),
+        "updated_at": rfc3339(function.updated_at),
+    })
+}
+
+fn version_json(version: &VersionRecord) -> Value {
+    json!({
+        "version": version.version,
+        "digest": version.digest,
+        "size_bytes": version.size_bytes,
+        "settings": version.settings,
+        "created_at": rfc3339(version.created_at),
+    })
+}

@@ -1,0 +1,18 @@
+//! The front door: hyper 1 (HTTP/1.1 and HTTP/2) serving Kiln's HTTP API.
+//!
+//! **Invariant:** only the front door knows HTTP status codes. Every error of every part is
+//! classified here, once, by who is at fault (client 4xx, function 502/504, platform
+//! 500/503), logged with its real cause, and answered as
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+mod admin_api;
+mod app;
+mod body;
+mod error;
+mod functions_api;
+mod health;
+mod invoke;
+mod server;
+
+pub use app::{App, AppConfig};
+pub use server::{ServerConfig, serve};

@@ -1,0 +1,158 @@
+//! kilnd's configuration: read from environment variables once, before anything starts.
+//!
+//! **Invariant:** this is the only place in Kiln that reads the environment.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything kilnd needs to start, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub database_url: String,
+    pub db_pool_size: usize,
+    pub db_timeout: Duration,
+    pub data_dir: PathBuf,
+    pub admin_token: Option<String>,
+    pub log_format: LogFormat,
+    pub body_limit: usize,
+    pub upload_limit: usize,
+    pub response_limit: usize,
+    pub queue_limit: usize,
+    pub queue_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Longest data folder path: container sockets live below it and Unix socket paths are
+/// limited to 107 bytes.
+const MAX_DATA_DIR_LEN: usize = 60;
+
+impl Config {
+    /// Reads the configuration through `lookup` (the process environment in production).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
+        let get = |key: &str| lookup(key).filter(|value| !value.trim().is_empty());
+        let database_url = get("DATABASE_URL").ok_or(
+            "DATABASE_URL is not set: give it a PostgreSQL URL such as postgres://kiln:secret@127.0.0.1:5432/kiln",
+        )?;
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err("DATABASE_URL must start with postgres:// or postgresql://".into());
+        }
+        let data_dir = PathBuf::from(get("KILN_DATA_DIR").unwrap_or_else(|| "/var/lib/kiln".into()));
+        if !data_dir.is_absolute() || data_dir.as_os_str().len() > MAX_DATA_DIR_LEN {
+            return Err(format!(
+                "KILN_DATA_DIR must be an absolute path of at most {MAX_DATA_DIR_LEN} bytes (container sockets live below it), got `{}`",
+                data_dir.display()
+            ));
+        }
+        Ok(Config {
+            host: parse(&get, "KILN_HOST", "127.0.0.1", "an IP address such as 127.0.0.1 or 0.0.0.0")?,
+            port: parse(&get, "KILN_PORT", "3001", "a port number from 0 to 65535")?,
+            database_url,
+            db_pool_size: ranged(&get, "KILN_DB_POOL_SIZE", 16, 1, 1000)?,
+            db_timeout: millis(&get, "KILN_DB_TIMEOUT_MS", 5_000)?,
+            data_dir,
+            admin_token: get("KILN_ADMIN_TOKEN"),
+            log_format: match get("KILN_LOG_FORMAT").as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => return Err(format!("KILN_LOG_FORMAT must be `text` or `json`, got `{other}`")),
+            },
+            body_limit: ranged(&get, "KILN_MAX_BODY_BYTES", 6 << 20, 1024, 1 << 30)?,
+            upload_limit: ranged(&get, "KILN_MAX_UPLOAD_BYTES", 64 << 20, 1024, 1 << 31)?,
+            response_limit: ranged(&get, "KILN_MAX_RESPONSE_BYTES", 6 << 20, 1024, 1 << 30)?,
+            queue_limit: ranged(&get, "KILN_QUEUE_LIMIT", 100, 0, 100_000)?,
+            queue_timeout: millis(&get, "KILN_QUEUE_TIMEOUT_MS", 10_000)?,
+            header_read_timeout: millis(&get, "KILN_HEADER_TIMEOUT_MS", 10_000)?,
+            request_timeout: millis(&get, "KILN_REQUEST_TIMEOUT_MS", 120_000)?,
+            shutdown_grace: millis(&get, "KILN_SHUTDOWN_GRACE_MS", 30_000)?,
+        })
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: &str,
+    expected: &str,
+) -> Result<T, String> {
+    let value = get(key).unwrap_or_else(|| default.to_owned());
+    value.trim().parse().map_err(|_| format!("{key} must be {expected}, got `{value}`"))
+}
+
+fn ranged(get: &impl Fn(&str) -> Option<String>, key: &str, default: usize, min: usize, max: usize) -> Result<usize, String> {
+    let expected = format!("a whole number from {min} to {max}");
+    let value: usize = parse(get, key, &default.to_string(), &expected)?;
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{key} must be {expected}, got `{value}`"))
+    }
+}
+
+fn millis(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<Duration, String> {
+    let value: u64 = parse(get, key, &default.to_string(), "a number of milliseconds")?;
+    if value == 0 {
+        return Err(format!("{key} must be more than 0 milliseconds"));
+    }
+    Ok(Duration::from_millis(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, String> {
+        let env: HashMap<String, String> = pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        Config::from_lookup(|key| env.get(key).cloned())
+    }
+
+    const URL: (&str, &str) = ("DATABASE_URL", "postgres://kiln:pw@127.0.0.1/kiln");
+
+    #[test]
+    fn defaults() {
+        let config = config(&[URL]).unwrap();
+        assert_eq!(config.port, 3001);
+        assert_eq!(config.host.to_string(), "127.0.0.1");
+        assert_eq!(config.db_pool_size, 16);
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/kiln"));
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.admin_token.is_none());
+    }
+
+    #[test]
+    fn overrides() {
+        let config = config(&[URL, ("KILN_PORT", "0"), ("KILN_LOG_FORMAT", "json"), ("KILN_ADMIN_TOKEN", "t")]).unwrap();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.admin_token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (pairs, needle) in [
+            (vec![], "DATABASE_URL is not set"),
+            (vec![("DATABASE_URL", "mysql://x")], "DATABASE_URL must start"),
+            (vec![URL, ("KILN_PORT", "70000")], "KILN_PORT must be a port number"),
+            (vec![URL, ("KILN_HOST", "localhost:1")], "KILN_HOST"),
+            (vec![URL, ("KILN_DB_POOL_SIZE", "0")], "KILN_DB_POOL_SIZE must be a whole number from 1"),
+            (vec![URL, ("KILN_LOG_FORMAT", "xml")], "KILN_LOG_FORMAT"),
+            (vec![URL, ("KILN_DATA_DIR", "relative/dir")], "KILN_DATA_DIR must be an absolute path"),
+            (vec![URL, ("KILN_SHUTDOWN_GRACE_MS", "0")], "KILN_SHUTDOWN_GRACE_MS"),
+        ] {
+            let error = config(&pairs).unwrap_err();
+            assert!(error.contains(needle), "{pairs:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Starts Kiln: migrations, store, registry, sandbox, dispatcher, front door; and stops it
+//! in order on SIGTERM or SIGINT (drain requests, delete containers, stop the sandbox).
+
+
+use anyhow::Context;
+use auth::AdminToken;
+use frontdoor::{App, AppConfig, ServerConfig};
+use pool::{Dispatcher, DispatcherConfig};
+use registry::{Registry, RegistryConfig};
+use sandbox::Sandbox;
+use store::{Store, StoreConfig};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::config::Config;
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let applied = store::migrate(&config.database_url).await.context("running database migrations")?;
+    tracing::info!(applied, "database migrations done");
+    let store = Store::new(&StoreConfig {
+        url: config.database_url.clone(),
+        pool_size: config.db_pool_size,
+        timeout: config.db_timeout,
+    })?;
+    let data_dir = &config.data_dir;
+    for folder in ["run", "logs", "sandbox"] {
+        std::fs::create_dir_all(data_dir.join(folder)).with_context(|| format!("creating {}", data_dir.join(folder).display()))?;
+    }
+    let registry = Registry::open(store.clone(), data_dir, RegistryConfig { upload_limit: config.upload_limit })
+        .with_context(|| format!("opening the function store in {}", data_dir.display()))?;
+    let executable = std::env::current_exe().context("locating the kilnd executable")?;
+    let state_dir = data_dir.join("sandbox");
+    let (sandbox, exits) = Sandbox::spawn(&executable, &["sandbox", "--state", &state_dir.to_string_lossy()])
+        .context("starting the sandbox process")?;
+    let dispatcher = Dispatcher::new(
+        sandbox,
+        exits,
+        DispatcherConfig {
+            run_dir: data_dir.join("run"),
+            log_dir: data_dir.join("logs"),
+            response_limit: config.response_limit,
+            queue_limit: config.queue_limit,
+            queue_timeout: config.queue_timeout,
+            tmpfs_bytes: 16 << 20,
+        },
+    );
+    let app = App::new(
+        store,
+        registry,
+        AdminToken::new(config.admin_token.clone()),
+        dispatcher.clone(),
+        AppConfig {
+            body_limit: config.body_limit,
+            upload_limit: config.upload_limit,
+            request_timeout: config.request_timeout,
+        },
+    );
+    let listener = TcpListener::bind((config.host, config.port))
+        .await
+        .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data_dir = %data_dir.display(), "kilnd listening");
+    // Scripts and tests read the bound address from this line (KILN_PORT=0 picks a free port).
+    println!("kilnd listening on http://{address}");
+    let server_config = ServerConfig { header_read_timeout: config.header_read_timeout, shutdown_grace: config.shutdown_grace };
+    frontdoor::serve(listener, app, server_config, shutdown_signal()).await;
+    tracing::info!("requests drained; deleting containers");
+    dispatcher.shutdown().await;
+    tracing::info!("kilnd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+                _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for signals; stop kilnd with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+

@@ -1,0 +1,155 @@
+//! The registry proper: upload, list, resolve (with a short cache), roll back, delete.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pool::FunctionTarget;
+use store::{FunctionRecord, NewVersion, Store, VersionRecord, VersionSelector};
+
+use crate::blobs::BlobStore;
+use crate::elf::check_executable;
+use crate::{FunctionSettings, RegistryError, validate_name};
+
+/// How long a resolved name is reused before PostgreSQL is asked again; bounds how long
+/// another node keeps running a version after an upload or delete elsewhere.
+const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(1);
+const RESOLVE_CACHE_MAX: usize = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    pub upload_limit: usize,
+}
+
+type ResolveKey = (String, String, String);
+
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+    blobs: BlobStore,
+    config: RegistryConfig,
+    /// Recently resolved targets (or "no such function"), by tenant, function and selector.
+    cache: Arc<Mutex<HashMap<ResolveKey, (Instant, Option<Arc<FunctionTarget>>)>>>,
+}
+
+impl Registry {
+    pub fn open(store: Store, data_dir: &Path, config: RegistryConfig) -> std::io::Result<Registry> {
+        Ok(Registry { store, blobs: BlobStore::open(data_dir)?, config, cache: Arc::default() })
+    }
+
+    /// Stores a new version of `tenant/name` and makes it current.
+    pub async fn upload(
+        &self,
+        tenant: &str,
+        name: &str,
+        executable: Bytes,
+        settings: &FunctionSettings,
+    ) -> Result<VersionRecord, RegistryError> {
+        validate_name("function name", name)?;
+        if executable.len() > self.config.upload_limit {
+            return Err(RegistryError::TooLarge { limit: self.config.upload_limit });
+        }
+        check_executable(&executable).map_err(RegistryError::NotExecutable)?;
+        let size_bytes = executable.len() as i64;
+        let blobs = self.blobs.clone();
+        let (digest, created) = tokio::task::spawn_blocking(move || {
+            let digest = BlobStore::digest(&executable);
+            blobs.put(&digest, &executable).map(|created| (digest, created))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let new = NewVersion {
+            tenant: tenant.to_owned(),
+            function: name.to_owned(),
+            digest: digest.clone(),
+            size_bytes,
+            settings: serde_json::to_value(settings).expect("settings serialise"),
+        };
+        match self.store.insert_version(&new).await {
+            Ok(record) => {
+                self.forget(tenant, name);
+                Ok(record)
+            }
+            Err(error) => {
+                if created && !self.store.digest_in_use(&digest).await.unwrap_or(true) {
+                    self.blobs.remove(&digest);
+                }
+                Err(error.into())
+            }
+        }
+    }
+
+    pub async fn list(&self, tenant: &str) -> Result<Vec<FunctionRecord>, RegistryError> {
+        Ok(self.store.list_functions(tenant).await?)
+    }
+
+    pub async fn show(&self, tenant: &str, name: &str) -> Result<Option<(FunctionRecord, Vec<VersionRecord>)>, RegistryError> {
+        Ok(self.store.function_with_versions(tenant, name).await?)
+    }
+
+    /// The target an invocation of `tenant/name` at `selector` runs, or `None`.
+    pub async fn resolve(
+        &self,
+        tenant: &str,
+        name: &str,
+        selector: &VersionSelector,
+    ) -> Result<Option<Arc<FunctionTarget>>, RegistryError> {
+        let key = (tenant.to_owned(), name.to_owned(), format!("{selector:?}"));
+        if let Some((read_at, target)) = self.cache.lock().expect("resolve cache lock").get(&key)
+            && read_at.elapsed() < RESOLVE_CACHE_TTL
+        {
+            return Ok(target.clone());
+        }
+        let target = self
+            .store
+            .resolve_version(tenant, name, selector)
+            .await?
+            .map(|version| Arc::new(self.target(&version)));
+        let mut cache = self.cache.lock().expect("resolve cache lock");
+        if cache.len() >= RESOLVE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, (Instant::now(), target.clone()));
+        Ok(target)
+    }
+
+    /// The runnable form of a stored version.
+    pub fn target(&self, version: &VersionRecord) -> FunctionTarget {
+        FunctionTarget {
+            tenant: version.tenant.clone(),
+            function: version.function.clone(),
+            version: version.version,
+            digest: version.digest.clone(),
+            rootfs: self.blobs.rootfs_path(&version.digest),
+            limits: FunctionSettings::from_stored(&version.settings).limits(),
+        }
+    }
+
+    /// Points `tenant/name` at an earlier (or later) version; `Ok(false)` if there is none such.
+    pub async fn set_current(&self, tenant: &str, name: &str, version: i32) -> Result<bool, RegistryError> {
+        let changed = self.store.set_current_version(tenant, name, version).await?;
+        self.forget(tenant, name);
+        Ok(changed)
+    }
+
+    /// Deletes a function with all its versions, and executables nothing else uses.
+    pub async fn delete(&self, tenant: &str, name: &str) -> Result<bool, RegistryError> {
+        let Some(unused) = self.store.delete_function(tenant, name).await? else {
+            return Ok(false);
+        };
+        for digest in unused {
+            self.blobs.remove(&digest);
+        }
+        self.forget(tenant, name);
+        Ok(true)
+    }
+
+    fn forget(&self, tenant: &str, name: &str) {
+        self.cache
+            .lock()
+            .expect("resolve cache lock")
+            .retain(|(cached_tenant, cached_name, _), _| !(cached_tenant == tenant && cached_name == name));
+    }
+}

@@ -1,0 +1,178 @@
+//! Per-function settings: parsed from an upload's query string, stored with the version.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use pool::FunctionLimits;
+use serde::{Deserialize, Serialize};
+
+use crate::RegistryError;
+
+/// Settings of one function version; every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FunctionSettings {
+    pub memory_mb: u32,
+    /// Relative CPU weight (cgroup `cpu.shares`), 2-262144; 1024 is one normal share.
+    pub cpu_shares: u32,
+    /// Hard CPU cap in thousandths of a core; absent means no cap.
+    pub cpu_millicores: Option<u32>,
+    pub pids_limit: u32,
+    pub timeout_ms: u64,
+    pub max_concurrency: u32,
+    pub min_warm: u32,
+    pub idle_timeout_s: u64,
+    pub network: bool,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for FunctionSettings {
+    fn default() -> Self {
+        FunctionSettings {
+            memory_mb: 128,
+            cpu_shares: 1024,
+            cpu_millicores: None,
+            pids_limit: 64,
+            timeout_ms: 30_000,
+            max_concurrency: 10,
+            min_warm: 0,
+            idle_timeout_s: 300,
+            network: false,
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+impl FunctionSettings {
+    /// Parses `memory_mb=64&timeout_ms=500&env=KEY=VALUE&network=true...`; unknown keys are errors.
+    pub fn from_query(query: Option<&str>) -> Result<FunctionSettings, RegistryError> {
+        let mut settings = FunctionSettings::default();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "memory_mb" => settings.memory_mb = number(&key, &value, 16, 16_384)?,
+                "cpu_shares" => settings.cpu_shares = number(&key, &value, 2, 262_144)?,
+                "cpu_millicores" => settings.cpu_millicores = Some(number(&key, &value, 10, 64_000)?),
+                "pids_limit" => settings.pids_limit = number(&key, &value, 4, 32_768)?,
+                "timeout_ms" => settings.timeout_ms = number(&key, &value, 10, 900_000)?,
+                "max_concurrency" => settings.max_concurrency = number(&key, &value, 1, 1_000)?,
+                "min_warm" => settings.min_warm = number(&key, &value, 0, 100)?,
+                "idle_timeout_s" => settings.idle_timeout_s = number(&key, &value, 1, 86_400)?,
+                "network" => settings.network = boolean(&key, &value)?,
+                "env" => {
+                    let (name, env_value) = value.split_once('=').ok_or_else(|| {
+                        RegistryError::InvalidSetting(format!("env `{value}` must look like NAME=VALUE"))
+                    })?;
+                    check_env_name(name)?;
+                    settings.env.insert(name.to_owned(), env_value.to_owned());
+                }
+                other => {
+                    return Err(RegistryError::InvalidSetting(format!(
+                        "unknown setting `{other}`; known: memory_mb, cpu_shares, cpu_millicores, pids_limit, \
+                         timeout_ms, max_concurrency, min_warm, idle_timeout_s, network, env"
+                    )));
+                }
+            }
+        }
+        if settings.min_warm > settings.max_concurrency {
+            return Err(RegistryError::InvalidSetting(format!(
+                "min_warm ({}) cannot exceed max_concurrency ({})",
+                settings.min_warm, settings.max_concurrency
+            )));
+        }
+        Ok(settings)
+    }
+
+    /// Settings as stored in a version row; rows from older releases fill gaps with defaults.
+    pub fn from_stored(stored: &serde_json::Value) -> FunctionSettings {
+        serde_json::from_value(stored.clone()).unwrap_or_default()
+    }
+
+    pub fn limits(&self) -> FunctionLimits {
+        FunctionLimits {
+            memory_bytes: i64::from(self.memory_mb) << 20,
+            cpu_shares: u64::from(self.cpu_shares),
+            cpu_quota_us: self.cpu_millicores.map(|millicores| i64::from(millicores) * 100),
+            pids_limit: i64::from(self.pids_limit),
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_concurrency: self.max_concurrency as usize,
+            min_warm: self.min_warm as usize,
+            idle_timeout: Duration::from_secs(self.idle_timeout_s),
+            env: self.env.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
+            network: self.network,
+        }
+    }
+}
+
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    key: &str,
+    value: &str,
+    min: T,
+    max: T,
+) -> Result<T, RegistryError> {
+    match value.parse::<T>() {
+        Ok(number) if number >= min && number <= max => Ok(number),
+        _ => Err(RegistryError::InvalidSetting(format!("{key} must be a whole number from {min} to {max}, got `{value}`"))),
+    }
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, RegistryError> {
+    match value {
+        "true" | "1" | "on" => Ok(true),
+        "false" | "0" | "off" => Ok(false),
+        _ => Err(RegistryError::InvalidSetting(format!("{key} must be true or false, got `{value}`"))),
+    }
+}
+
+fn check_env_name(name: &str) -> Result<(), RegistryError> {
+    let valid = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("KILN_");
+    if valid {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidSetting(format!(
+            "env name `{name}` must be letters, digits and `_`, not start with a digit or KILN_"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let settings = FunctionSettings::from_query(Some("memory_mb=64&timeout_ms=500&env=GREETING=hi%20there&network=true"))
+            .unwrap();
+        assert_eq!(settings.memory_mb, 64);
+        assert_eq!(settings.timeout_ms, 500);
+        assert_eq!(settings.env["GREETING"], "hi there");
+        assert!(settings.network);
+        assert_eq!(settings.max_concurrency, FunctionSettings::default().max_concurrency);
+        assert_eq!(settings.limits().memory_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn refuses_bad_values_with_a_useful_message() {
+        for (query, needle) in [
+            ("memory_mb=1", "memory_mb must be a whole number from 16"),
+            ("timeout_ms=abc", "timeout_ms"),
+            ("colour=blue", "unknown setting `colour`"),
+            ("env=NOVALUE", "NAME=VALUE"),
+            ("env=KILN_X=1", "KILN_"),
+            ("network=maybe", "true or false"),
+            ("min_warm=5&max_concurrency=2", "cannot exceed"),
+        ] {
+            let error = FunctionSettings::from_query(Some(query)).unwrap_err().to_string();
+            assert!(error.contains(needle), "{query}: {error}");
+        }
+    }
+
+    #[test]
+    fn stored_settings_round_trip() {
+        let settings = FunctionSettings::from_query(Some("min_warm=1&env=A=b")).unwrap();
+        let stored = serde_json::to_value(&settings).unwrap();
+        assert_eq!(FunctionSettings::from_stored(&stored), settings);
+    }
+}
