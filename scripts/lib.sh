@@ -1,0 +1,72 @@
+# Shared helpers for Kiln's scripts: packages, a PostgreSQL database, the repository root.
+# Sourced, not run. Every function prints progress on stderr only.
+
+KILN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KILN_STATE="$KILN_ROOT/.kiln"
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+# Installs the Debian packages Kiln needs to build and run, when any is missing.
+kiln_install_packages() {
+  local wanted=(postgresql libseccomp-dev pkg-config busybox-static curl ca-certificates)
+  local missing=()
+  for package in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    say "installing ${missing[*]}"
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "kiln: packages missing (${missing[*]}); run as root or install them first" >&2
+      return 1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  fi
+  if ! command -v cargo >/dev/null; then
+    echo "kiln: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2
+    return 1
+  fi
+  rustup target list --installed 2>/dev/null | grep -q x86_64-unknown-linux-gnu \
+    || rustup target add x86_64-unknown-linux-gnu >&2 || true
+}
+
+# Prints a DATABASE_URL. Uses $DATABASE_URL when set; otherwise starts the machine's
+# PostgreSQL cluster and creates a `kiln` role (password kept in .kiln/db-password) and
+# database, both idempotently.
+kiln_database_url() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    printf '%s\n' "$DATABASE_URL"
+    return
+  fi
+  mkdir -p "$KILN_STATE"
+  local cluster version name port
+  cluster="$(pg_lsclusters --no-header 2>/dev/null | head -n 1)"
+  if [ -z "$cluster" ]; then
+    version="$(ls /usr/lib/postgresql | sort -V | tail -n 1)"
+    say "creating PostgreSQL cluster $version/main"
+    pg_createcluster "$version" main >&2
+    cluster="$(pg_lsclusters --no-header | head -n 1)"
+  fi
+  read -r version name port _ <<<"$cluster"
+  if ! pg_lsclusters --no-header | awk -v v="$version" -v n="$name" '$1==v && $2==n {print $4}' | grep -q online; then
+    say "starting PostgreSQL $version/$name"
+    pg_ctlcluster "$version" "$name" start >&2
+  fi
+  if [ ! -s "$KILN_STATE/db-password" ]; then
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$KILN_STATE/db-password"
+    chmod 600 "$KILN_STATE/db-password"
+  fi
+  local password
+  password="$(cat "$KILN_STATE/db-password")"
+  su postgres -c "psql -q -p $port -v ON_ERROR_STOP=1" >&2 <<SQL
+DO \$\$ BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'kiln') THEN
+    ALTER ROLE kiln WITH LOGIN CREATEDB PASSWORD '$password';
+  ELSE
+    CREATE ROLE kiln WITH LOGIN CREATEDB PASSWORD '$password';
+  END IF;
+END \$\$;
+SELECT 'CREATE DATABASE kiln OWNER kiln' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kiln') \gexec
+SQL
+  printf 'postgres://kiln:%s@127.0.0.1:%s/kiln\n' "$password" "$port"
+}

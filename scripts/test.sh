@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every Kiln test: unit tests, the sandbox's container tests and the end-to-end tests
+# against real PostgreSQL and real youki containers. Installs what is missing first.
+# Needs root (containers). Uses $DATABASE_URL if set, else sets up the local PostgreSQL.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$KILN_ROOT"
+
+kiln_install_packages
+DATABASE_URL="$(kiln_database_url)"
+export DATABASE_URL
+
+say "building test functions"
+scripts/build-function.sh testbed hello >/dev/null
+export KILN_TESTBED="$KILN_ROOT/target/x86_64-unknown-linux-gnu/release/testbed"
+
+say "building kilnd"
+cargo build -p kilnd
+export KILND_BIN="$KILN_ROOT/target/debug/kilnd"
+
+say "running tests"
+cargo test --workspace --exclude hello --exclude testbed "$@"

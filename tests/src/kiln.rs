@@ -1,0 +1,184 @@
+//! One kilnd process under test, with its own database and data folder, cleaned up after.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Method;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::client::{Reply, new_client, send};
+
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+static NEXT_INSTANCE: AtomicUsize = AtomicUsize::new(0);
+
+pub struct Kiln {
+    pub url: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    database: String,
+    base_url: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// The testbed function's static executable.
+pub fn testbed_path() -> PathBuf {
+    std::env::var_os("KILN_TESTBED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/x86_64-unknown-linux-gnu/release/testbed"))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+impl Kiln {
+    /// Starts kilnd with a fresh database; `env` adds or overrides KILN_* variables.
+    pub async fn start(env: &[(&str, &str)]) -> Kiln {
+        let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test.sh sets it)");
+        let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let database = format!("kiln_e2e_{}_{instance}", std::process::id());
+        admin_sql(&base_url, &format!("CREATE DATABASE {database}")).await;
+        let data_dir = PathBuf::from(format!("/tmp/kt-{}-{instance}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let kilnd = std::env::var_os("KILND_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target/debug/kilnd"));
+        let log = std::fs::File::create(data_dir.join("kilnd.log")).unwrap();
+        let mut command = Command::new(&kilnd);
+        command
+            .env("DATABASE_URL", database_url(&base_url, &database))
+            .env("KILN_PORT", "0")
+            .env("KILN_DATA_DIR", &data_dir)
+            .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "info,pool=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", kilnd.display()));
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("kilnd did not start within 30 s; log: {}", read_log(&data_dir)))
+            .unwrap()
+            .unwrap_or_else(|| panic!("kilnd exited at start; log: {}", read_log(&data_dir)));
+        let url = line.strip_prefix("kilnd listening on ").expect("listening line").to_owned();
+        Kiln { url, data_dir, child: Some(child), database, base_url, client: new_client() }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: impl Into<Bytes>) -> Reply {
+        let bearer = token.map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = bearer.iter().map(|value| ("authorization", value.as_str())).collect();
+        self.request_with(method, path, &headers, body).await
+    }
+
+    pub async fn request_with(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+        send(&self.client, method, &format!("{}{path}", self.url), headers, body.into()).await
+    }
+
+    /// Creates a tenant with one HS256 key through the admin API; returns a valid token.
+    pub async fn create_tenant(&self, name: &str) -> String {
+        let secret = tenant_secret(name);
+        let body = serde_json::json!({"name": name, "keys": [{"kid": "k1", "algorithm": "HS256", "secret": secret}]});
+        let reply = self
+            .request(Method::POST, "/v1/admin/tenants", Some(ADMIN_TOKEN), body.to_string())
+            .await;
+        assert_eq!(reply.status, 201, "create tenant: {}", reply.text());
+        auth::mint_hs256(name, "k1", &secret, "kiln", &format!("kiln:{name}"), 600).unwrap()
+    }
+
+    /// Uploads the testbed executable as `name` with `settings` (a query string).
+    pub async fn upload_testbed(&self, token: &str, name: &str, settings: &str) -> Reply {
+        let executable = std::fs::read(testbed_path()).expect("testbed built (scripts/build-function.sh testbed)");
+        let path = format!("/v1/functions/{name}?{settings}");
+        self.request(Method::PUT, &path, Some(token), executable).await
+    }
+
+    /// The `containers` figures of `/api/health/detailed`.
+    pub async fn containers(&self) -> serde_json::Value {
+        let reply = self.request(Method::GET, "/api/health/detailed", None, Bytes::new()).await;
+        reply.json()["containers"].clone()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().and_then(Child::id).expect("kilnd running") as i32
+    }
+
+    /// Sends SIGTERM and waits for kilnd to exit; returns its exit code.
+    pub async fn stop(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        if let Some(pid) = child.id() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("kilnd did not exit within 60 s of SIGTERM")
+            .ok()?;
+        status.code()
+    }
+
+    /// Waits for the running kilnd to exit on its own (after a signal sent elsewhere).
+    pub async fn wait_exit(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("kilnd did not exit").ok()?;
+        status.code()
+    }
+
+    pub fn log(&self) -> String {
+        read_log(&self.data_dir)
+    }
+
+    /// Container ids youki still holds state for under this kilnd's data folder.
+    pub fn youki_containers(&self) -> Vec<String> {
+        std::fs::read_dir(self.data_dir.join("sandbox"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name != "bundles")
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops kilnd and removes its database and data folder.
+    pub async fn finish(mut self) {
+        self.stop().await;
+        admin_sql(&self.base_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)).await;
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A per-tenant secret, long enough for HS256.
+pub fn tenant_secret(tenant: &str) -> String {
+    format!("{tenant}-secret-0123456789abcdef0123456789")
+}
+
+fn read_log(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join("kilnd.log")).unwrap_or_default()
+}
+
+fn database_url(base: &str, database: &str) -> String {
+    let (without_query, _) = base.split_once('?').unwrap_or((base, ""));
+    let (server, _) = without_query.rsplit_once('/').expect("DATABASE_URL has a database name");
+    format!("{server}/{database}")
+}
+
+async fn admin_sql(base_url: &str, sql: &str) {
+    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls).await.expect("connect to DATABASE_URL");
+    let task = tokio::spawn(connection);
+    client.batch_execute(sql).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
+    drop(client);
+    let _ = task.await;
+}

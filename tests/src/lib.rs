@@ -1,0 +1,11 @@
+//! The end-to-end harness: starts a real `kilnd` on a free port with its own fresh
+//! PostgreSQL database and data folder, and talks to it over HTTP.
+//!
+//! Inputs from the environment (set by `scripts/test.sh`): `DATABASE_URL` (a role that may
+//! create databases), `KILND_BIN` and `KILN_TESTBED` (default: this workspace's build outputs).
+
+mod client;
+mod kiln;
+
+pub use client::Reply;
+pub use kiln::{ADMIN_TOKEN, Kiln, tenant_secret, testbed_path};
