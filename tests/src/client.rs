@@ -26,7 +26,10 @@ impl Reply {
 
     /// The stable error code of a JSON error body.
     pub fn error_code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -50,9 +53,21 @@ pub(crate) async fn send(
         request = request.header(*name, *value);
     }
     let request = request.body(Full::new(body)).expect("valid request");
-    let response = client.request(request).await.unwrap_or_else(|error| panic!("request to {url} failed: {error}"));
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|error| panic!("request to {url} failed: {error}"));
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("response body").to_bytes();
-    Reply { status, headers, body }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("response body")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
 }

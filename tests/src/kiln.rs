@@ -35,13 +35,17 @@ pub fn testbed_path() -> PathBuf {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 impl Kiln {
     /// Starts kilnd with a fresh database; `env` adds or overrides KILN_* variables.
     pub async fn start(env: &[(&str, &str)]) -> Kiln {
-        let base_url = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test.sh sets it)");
+        let base_url =
+            std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test.sh sets it)");
         let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         let database = format!("kiln_e2e_{}_{instance}", std::process::id());
         admin_sql(&base_url, &format!("CREATE DATABASE {database}")).await;
@@ -65,7 +69,9 @@ impl Kiln {
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().unwrap_or_else(|error| panic!("cannot start {}: {error}", kilnd.display()));
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {}: {error}", kilnd.display()));
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -73,18 +79,50 @@ impl Kiln {
             .unwrap_or_else(|_| panic!("kilnd did not start within 30 s; log: {}", read_log(&data_dir)))
             .unwrap()
             .unwrap_or_else(|| panic!("kilnd exited at start; log: {}", read_log(&data_dir)));
-        let url = line.strip_prefix("kilnd listening on ").expect("listening line").to_owned();
-        Kiln { url, data_dir, child: Some(child), database, base_url, client: new_client() }
+        let url = line
+            .strip_prefix("kilnd listening on ")
+            .expect("listening line")
+            .to_owned();
+        Kiln {
+            url,
+            data_dir,
+            child: Some(child),
+            database,
+            base_url,
+            client: new_client(),
+        }
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: impl Into<Bytes>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<Bytes>,
+    ) -> Reply {
         let bearer = token.map(|token| format!("Bearer {token}"));
-        let headers: Vec<(&str, &str)> = bearer.iter().map(|value| ("authorization", value.as_str())).collect();
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|value| ("authorization", value.as_str()))
+            .collect();
         self.request_with(method, path, &headers, body).await
     }
 
-    pub async fn request_with(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
-        send(&self.client, method, &format!("{}{path}", self.url), headers, body.into()).await
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        send(
+            &self.client,
+            method,
+            &format!("{}{path}", self.url),
+            headers,
+            body.into(),
+        )
+        .await
     }
 
     /// Creates a tenant with one HS256 key through the admin API; returns a valid token.
@@ -92,7 +130,12 @@ impl Kiln {
         let secret = tenant_secret(name);
         let body = serde_json::json!({"name": name, "keys": [{"kid": "k1", "algorithm": "HS256", "secret": secret}]});
         let reply = self
-            .request(Method::POST, "/v1/admin/tenants", Some(ADMIN_TOKEN), body.to_string())
+            .request(
+                Method::POST,
+                "/v1/admin/tenants",
+                Some(ADMIN_TOKEN),
+                body.to_string(),
+            )
             .await;
         assert_eq!(reply.status, 201, "create tenant: {}", reply.text());
         auth::mint_hs256(name, "k1", &secret, "kiln", &format!("kiln:{name}"), 600).unwrap()
@@ -100,14 +143,17 @@ impl Kiln {
 
     /// Uploads the testbed executable as `name` with `settings` (a query string).
     pub async fn upload_testbed(&self, token: &str, name: &str, settings: &str) -> Reply {
-        let executable = std::fs::read(testbed_path()).expect("testbed built (scripts/build-function.sh testbed)");
+        let executable =
+            std::fs::read(testbed_path()).expect("testbed built (scripts/build-function.sh testbed)");
         let path = format!("/v1/functions/{name}?{settings}");
         self.request(Method::PUT, &path, Some(token), executable).await
     }
 
     /// The `containers` figures of `/api/health/detailed`.
     pub async fn containers(&self) -> serde_json::Value {
-        let reply = self.request(Method::GET, "/api/health/detailed", None, Bytes::new()).await;
+        let reply = self
+            .request(Method::GET, "/api/health/detailed", None, Bytes::new())
+            .await;
         reply.json()["containers"].clone()
     }
 
@@ -119,7 +165,10 @@ impl Kiln {
     pub async fn stop(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
         if let Some(pid) = child.id() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
             .await
@@ -131,7 +180,10 @@ impl Kiln {
     /// Waits for the running kilnd to exit on its own (after a signal sent elsewhere).
     pub async fn wait_exit(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
-        let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("kilnd did not exit").ok()?;
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+            .await
+            .expect("kilnd did not exit")
+            .ok()?;
         status.code()
     }
 
@@ -155,7 +207,11 @@ impl Kiln {
     /// Stops kilnd and removes its database and data folder.
     pub async fn finish(mut self) {
         self.stop().await;
-        admin_sql(&self.base_url, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database)).await;
+        admin_sql(
+            &self.base_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        )
+        .await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
@@ -171,14 +227,21 @@ fn read_log(data_dir: &Path) -> String {
 
 fn database_url(base: &str, database: &str) -> String {
     let (without_query, _) = base.split_once('?').unwrap_or((base, ""));
-    let (server, _) = without_query.rsplit_once('/').expect("DATABASE_URL has a database name");
+    let (server, _) = without_query
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database name");
     format!("{server}/{database}")
 }
 
 async fn admin_sql(base_url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls).await.expect("connect to DATABASE_URL");
+    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to DATABASE_URL");
     let task = tokio::spawn(connection);
-    client.batch_execute(sql).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
+    client
+        .batch_execute(sql)
+        .await
+        .unwrap_or_else(|error| panic!("{sql}: {error}"));
     drop(client);
     let _ = task.await;
 }

@@ -8,7 +8,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp
 use serde_json::{Value, json};
 
 fn sign(algorithm: Algorithm, kid: &str, claims: &Value, secret: &str) -> String {
-    let header = Header { kid: Some(kid.into()), ..Header::new(algorithm) };
+    let header = Header {
+        kid: Some(kid.into()),
+        ..Header::new(algorithm)
+    };
     encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 
@@ -40,20 +43,63 @@ async fn bad_tokens_are_refused_and_the_function_never_runs() {
         (None, 401, "missing_token"),
         (Some("not.a.jwt".into()), 401, "malformed_token"),
         (Some(unsigned), 401, "malformed_token"),
-        (Some(sign(Algorithm::HS256, "k1", &claims("acme"), "a-different-secret-of-32-bytes-or-more")), 401, "invalid_signature"),
-        (Some(sign(Algorithm::HS256, "k1", &expired, &secret)), 401, "token_expired"),
-        (Some(sign(Algorithm::HS256, "k1", &future, &secret)), 401, "token_not_yet_valid"),
-        (Some(sign(Algorithm::HS256, "k1", &wrong_audience, &secret)), 401, "invalid_audience"),
-        (Some(sign(Algorithm::HS256, "k1", &wrong_issuer, &secret)), 401, "invalid_issuer"),
-        (Some(sign(Algorithm::HS384, "k1", &claims("acme"), &secret)), 401, "algorithm_mismatch"),
-        (Some(sign(Algorithm::HS256, "k9", &claims("acme"), &secret)), 401, "unknown_key"),
+        (
+            Some(sign(
+                Algorithm::HS256,
+                "k1",
+                &claims("acme"),
+                "a-different-secret-of-32-bytes-or-more",
+            )),
+            401,
+            "invalid_signature",
+        ),
+        (
+            Some(sign(Algorithm::HS256, "k1", &expired, &secret)),
+            401,
+            "token_expired",
+        ),
+        (
+            Some(sign(Algorithm::HS256, "k1", &future, &secret)),
+            401,
+            "token_not_yet_valid",
+        ),
+        (
+            Some(sign(Algorithm::HS256, "k1", &wrong_audience, &secret)),
+            401,
+            "invalid_audience",
+        ),
+        (
+            Some(sign(Algorithm::HS256, "k1", &wrong_issuer, &secret)),
+            401,
+            "invalid_issuer",
+        ),
+        (
+            Some(sign(Algorithm::HS384, "k1", &claims("acme"), &secret)),
+            401,
+            "algorithm_mismatch",
+        ),
+        (
+            Some(sign(Algorithm::HS256, "k9", &claims("acme"), &secret)),
+            401,
+            "unknown_key",
+        ),
     ];
     for (token, status, code) in cases {
-        let reply = kiln.request(Method::POST, "/fn/acme/echo/echo", token.as_deref(), "x").await;
-        assert_eq!((reply.status, reply.error_code().as_str()), (status, code), "token {token:?}: {}", reply.text());
+        let reply = kiln
+            .request(Method::POST, "/fn/acme/echo/echo", token.as_deref(), "x")
+            .await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (status, code),
+            "token {token:?}: {}",
+            reply.text()
+        );
     }
     let containers = kiln.containers().await;
-    assert_eq!(containers["cold_starts_total"], 0, "a refused call started a container: {containers}");
+    assert_eq!(
+        containers["cold_starts_total"], 0,
+        "a refused call started a container: {containers}"
+    );
     assert_eq!(containers["warm_starts_total"], 0, "{containers}");
     kiln.finish().await;
 }
@@ -65,21 +111,48 @@ async fn a_tenant_cannot_reach_another_tenants_functions() {
     let globex = kiln.create_tenant("globex").await;
     assert_eq!(kiln.upload_testbed(&acme, "private", "").await.status, 201);
 
-    let invoke = kiln.request(Method::GET, "/fn/acme/private/pid", Some(&globex), Bytes::new()).await;
-    assert_eq!((invoke.status, invoke.error_code().as_str()), (403, "wrong_tenant"), "{}", invoke.text());
-    let list = kiln.request(Method::GET, "/v1/functions", Some(&globex), Bytes::new()).await;
+    let invoke = kiln
+        .request(
+            Method::GET,
+            "/fn/acme/private/instance",
+            Some(&globex),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(
+        (invoke.status, invoke.error_code().as_str()),
+        (403, "wrong_tenant"),
+        "{}",
+        invoke.text()
+    );
+    let list = kiln
+        .request(Method::GET, "/v1/functions", Some(&globex), Bytes::new())
+        .await;
     assert_eq!(list.status, 200);
     assert_eq!(list.json()["functions"], json!([]));
-    let show = kiln.request(Method::GET, "/v1/functions/private", Some(&globex), Bytes::new()).await;
+    let show = kiln
+        .request(Method::GET, "/v1/functions/private", Some(&globex), Bytes::new())
+        .await;
     assert_eq!(show.status, 404);
-    let delete = kiln.request(Method::DELETE, "/v1/functions/private", Some(&globex), Bytes::new()).await;
+    let delete = kiln
+        .request(
+            Method::DELETE,
+            "/v1/functions/private",
+            Some(&globex),
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(delete.status, 404);
     // A token minted with acme's name but signed with globex's key does not pass as acme.
     let forged = sign(Algorithm::HS256, "k1", &claims("acme"), &tenant_secret("globex"));
-    let forged = kiln.request(Method::GET, "/v1/functions", Some(&forged), Bytes::new()).await;
+    let forged = kiln
+        .request(Method::GET, "/v1/functions", Some(&forged), Bytes::new())
+        .await;
     assert_eq!(forged.error_code(), "invalid_signature");
 
-    let own = kiln.request(Method::GET, "/v1/functions", Some(&acme), Bytes::new()).await;
+    let own = kiln
+        .request(Method::GET, "/v1/functions", Some(&acme), Bytes::new())
+        .await;
     assert_eq!(own.json()["functions"][0]["name"], "private");
     let containers = kiln.containers().await;
     assert_eq!(containers["cold_starts_total"], 0, "{containers}");
@@ -90,14 +163,33 @@ async fn a_tenant_cannot_reach_another_tenants_functions() {
 async fn the_admin_api_needs_the_admin_token() {
     let kiln = Kiln::start(&[]).await;
     let body = json!({"name": "acme"}).to_string();
-    let refused = kiln.request(Method::POST, "/v1/admin/tenants", Some("wrong"), body.clone()).await;
-    assert_eq!((refused.status, refused.error_code().as_str()), (401, "invalid_admin_token"));
+    let refused = kiln
+        .request(Method::POST, "/v1/admin/tenants", Some("wrong"), body.clone())
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (401, "invalid_admin_token")
+    );
     let short_key = json!({"name": "acme", "keys": [{"kid": "k1", "algorithm": "HS256", "secret": "short"}]});
-    let bad_key = kiln.request(Method::POST, "/v1/admin/tenants", Some(ADMIN_TOKEN), short_key.to_string()).await;
-    assert_eq!((bad_key.status, bad_key.error_code().as_str()), (400, "invalid_key"));
-    let created = kiln.request(Method::POST, "/v1/admin/tenants", Some(ADMIN_TOKEN), body.clone()).await;
+    let bad_key = kiln
+        .request(
+            Method::POST,
+            "/v1/admin/tenants",
+            Some(ADMIN_TOKEN),
+            short_key.to_string(),
+        )
+        .await;
+    assert_eq!(
+        (bad_key.status, bad_key.error_code().as_str()),
+        (400, "invalid_key")
+    );
+    let created = kiln
+        .request(Method::POST, "/v1/admin/tenants", Some(ADMIN_TOKEN), body.clone())
+        .await;
     assert_eq!(created.status, 201, "{}", created.text());
-    let again = kiln.request(Method::POST, "/v1/admin/tenants", Some(ADMIN_TOKEN), body).await;
+    let again = kiln
+        .request(Method::POST, "/v1/admin/tenants", Some(ADMIN_TOKEN), body)
+        .await;
     assert_eq!((again.status, again.error_code().as_str()), (409, "conflict"));
     kiln.finish().await;
 }

@@ -12,22 +12,45 @@ async fn sigterm_drains_in_flight_calls_and_deletes_every_container() {
     let token = kiln.create_tenant("acme").await;
     assert_eq!(kiln.upload_testbed(&token, "slow", "").await.status, 201);
     assert_eq!(kiln.upload_testbed(&token, "idle", "").await.status, 201);
-    assert_eq!(kiln.request(Method::GET, "/fn/acme/idle/pid", Some(&token), Bytes::new()).await.status, 200);
-    let in_flight = kiln.request(Method::GET, "/fn/acme/slow/sleep?ms=2000", Some(&token), Bytes::new());
+    assert_eq!(
+        kiln.request(Method::GET, "/fn/acme/idle/instance", Some(&token), Bytes::new())
+            .await
+            .status,
+        200
+    );
+    let in_flight = kiln.request(
+        Method::GET,
+        "/fn/acme/slow/sleep?ms=2000",
+        Some(&token),
+        Bytes::new(),
+    );
     let terminate = async {
         tokio::time::sleep(Duration::from_millis(700)).await;
         assert_eq!(kiln.containers().await["busy"], 1);
         let containers = kiln.youki_containers();
         assert_eq!(containers.len(), 2, "{containers:?}");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(kiln.pid()), nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(kiln.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
         containers
     };
     let (reply, containers) = tokio::join!(in_flight, terminate);
-    assert_eq!(reply.status, 200, "the in-flight call must finish: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        200,
+        "the in-flight call must finish: {}",
+        reply.text()
+    );
     assert_eq!(reply.text(), "slept 2000");
     let code = kiln.wait_exit().await;
     assert_eq!(code, Some(0), "{}", kiln.log());
-    assert_eq!(kiln.youki_containers(), Vec::<String>::new(), "youki state left behind");
+    assert_eq!(
+        kiln.youki_containers(),
+        Vec::<String>::new(),
+        "youki state left behind"
+    );
     for id in containers {
         for controller in ["memory", "pids", "cpu"] {
             let cgroup = format!("/sys/fs/cgroup/{controller}/kiln/{id}");

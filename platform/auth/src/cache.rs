@@ -25,14 +25,25 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(store: Store) -> Authenticator {
-        Authenticator { store, cache: Arc::default() }
+        Authenticator {
+            store,
+            cache: Arc::default(),
+        }
     }
 
     /// Authenticates an `Authorization` header value. With `route_tenant`, the token must be
     /// for that tenant.
-    pub async fn authenticate(&self, authorization: Option<&str>, route_tenant: Option<&str>) -> Result<Claims, AuthError> {
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        route_tenant: Option<&str>,
+    ) -> Result<Claims, AuthError> {
         let token = authorization
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::MissingToken)?;
@@ -40,7 +51,10 @@ impl Authenticator {
         if let Some(route) = route_tenant
             && route != tenant
         {
-            return Err(AuthError::WrongTenant { token: tenant, route: route.to_owned() });
+            return Err(AuthError::WrongTenant {
+                token: tenant,
+                route: route.to_owned(),
+            });
         }
         let verifier = self.verifier(&tenant).await?.ok_or(AuthError::UnknownTenant)?;
         verifier.verify(token, &tenant)
@@ -57,7 +71,11 @@ impl Authenticator {
         {
             return Ok(verifier.clone());
         }
-        let record = self.store.tenant_auth(tenant).await.map_err(|error| AuthError::Unavailable(error.to_string()))?;
+        let record = self
+            .store
+            .tenant_auth(tenant)
+            .await
+            .map_err(|error| AuthError::Unavailable(error.to_string()))?;
         let verifier = match record {
             Some(record) => match TenantVerifier::from_record(&record) {
                 Ok(verifier) => Some(Arc::new(verifier)),

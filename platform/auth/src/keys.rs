@@ -14,7 +14,11 @@ pub enum KeyError {
     #[error("HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes")]
     SecretTooShort,
     #[error("key `{kid}` is not a valid {algorithm} public key in PEM: {reason}")]
-    BadPublicKey { kid: String, algorithm: String, reason: String },
+    BadPublicKey {
+        kid: String,
+        algorithm: String,
+        reason: String,
+    },
     #[error("kid must be 1-64 characters of letters, digits, `-`, `_` or `.`")]
     BadKid,
 }
@@ -46,7 +50,11 @@ fn parse_algorithm(name: &str) -> Result<Algorithm, KeyError> {
 impl TenantVerifier {
     pub fn from_record(record: &TenantAuth) -> Result<TenantVerifier, KeyError> {
         let keys = record.keys.iter().map(parse_key).collect::<Result<_, _>>()?;
-        Ok(TenantVerifier { issuer: record.issuer.clone(), audience: record.audience.clone(), keys })
+        Ok(TenantVerifier {
+            issuer: record.issuer.clone(),
+            audience: record.audience.clone(),
+            keys,
+        })
     }
 }
 
@@ -54,7 +62,10 @@ impl TenantVerifier {
 pub(crate) fn parse_key(record: &KeyRecord) -> Result<VerificationKey, KeyError> {
     let valid_kid = !record.kid.is_empty()
         && record.kid.len() <= 64
-        && record.kid.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && record
+            .kid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !valid_kid {
         return Err(KeyError::BadKid);
     }
@@ -72,7 +83,11 @@ pub(crate) fn parse_key(record: &KeyRecord) -> Result<VerificationKey, KeyError>
         algorithm: record.algorithm.clone(),
         reason: error.to_string(),
     })?;
-    Ok(VerificationKey { kid: record.kid.clone(), algorithm, key })
+    Ok(VerificationKey {
+        kid: record.kid.clone(),
+        algorithm,
+        key,
+    })
 }
 
 /// Checks a key before it is stored, so a bad key is refused when added rather than at first use.

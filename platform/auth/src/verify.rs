@@ -27,7 +27,9 @@ struct TenantClaim {
 pub(crate) fn claimed_tenant(token: &str) -> Result<String, AuthError> {
     let claim: TenantClaim = jsonwebtoken::dangerous::insecure_decode_claims(token)
         .map_err(|error| AuthError::Malformed(error.to_string()))?;
-    claim.tenant.ok_or_else(|| AuthError::MissingClaim("tenant".into()))
+    claim
+        .tenant
+        .ok_or_else(|| AuthError::MissingClaim("tenant".into()))
 }
 
 impl TenantVerifier {
@@ -36,7 +38,10 @@ impl TenantVerifier {
     pub fn verify(&self, token: &str, tenant: &str) -> Result<Claims, AuthError> {
         let header = decode_header(token).map_err(|error| AuthError::Malformed(error.to_string()))?;
         let key = match (&header.kid, self.keys.as_slice()) {
-            (Some(kid), keys) => keys.iter().find(|key| &key.kid == kid).ok_or(AuthError::UnknownKey)?,
+            (Some(kid), keys) => keys
+                .iter()
+                .find(|key| &key.kid == kid)
+                .ok_or(AuthError::UnknownKey)?,
             (None, [only]) => only,
             (None, _) => return Err(AuthError::UnknownKey),
         };
@@ -49,9 +54,14 @@ impl TenantVerifier {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        let claims = decode::<Claims>(token, &key.key, &validation).map_err(classify)?.claims;
+        let claims = decode::<Claims>(token, &key.key, &validation)
+            .map_err(classify)?
+            .claims;
         if claims.tenant != tenant {
-            return Err(AuthError::WrongTenant { token: claims.tenant, route: tenant.to_owned() });
+            return Err(AuthError::WrongTenant {
+                token: claims.tenant,
+                route: tenant.to_owned(),
+            });
         }
         Ok(claims)
     }
@@ -84,7 +94,11 @@ mod tests {
         TenantVerifier::from_record(&TenantAuth {
             issuer: "kiln".into(),
             audience: "kiln:acme".into(),
-            keys: vec![KeyRecord { kid: "k1".into(), algorithm: "HS256".into(), material: SECRET.into() }],
+            keys: vec![KeyRecord {
+                kid: "k1".into(),
+                algorithm: "HS256".into(),
+                material: SECRET.into(),
+            }],
         })
         .unwrap()
     }
@@ -114,20 +128,44 @@ mod tests {
     fn refuses_wrong_secret_expired_future_issuer_audience() {
         let now = get_current_timestamp();
         let cases: Vec<(Value, &str, AuthError)> = vec![
-            (claims(), "another-secret-that-is-32-bytes-long", AuthError::BadSignature),
-            (json!({"tenant":"acme","iss":"kiln","aud":"kiln:acme","exp": now - 60}), SECRET, AuthError::Expired),
+            (
+                claims(),
+                "another-secret-that-is-32-bytes-long",
+                AuthError::BadSignature,
+            ),
+            (
+                json!({"tenant":"acme","iss":"kiln","aud":"kiln:acme","exp": now - 60}),
+                SECRET,
+                AuthError::Expired,
+            ),
             (
                 json!({"tenant":"acme","iss":"kiln","aud":"kiln:acme","exp": now + 600, "nbf": now + 300}),
                 SECRET,
                 AuthError::NotYetValid,
             ),
-            (json!({"tenant":"acme","iss":"evil","aud":"kiln:acme","exp": now + 60}), SECRET, AuthError::WrongIssuer),
-            (json!({"tenant":"acme","iss":"kiln","aud":"kiln:other","exp": now + 60}), SECRET, AuthError::WrongAudience),
-            (json!({"tenant":"acme","iss":"kiln","aud":"kiln:acme"}), SECRET, AuthError::MissingClaim("exp".into())),
+            (
+                json!({"tenant":"acme","iss":"evil","aud":"kiln:acme","exp": now + 60}),
+                SECRET,
+                AuthError::WrongIssuer,
+            ),
+            (
+                json!({"tenant":"acme","iss":"kiln","aud":"kiln:other","exp": now + 60}),
+                SECRET,
+                AuthError::WrongAudience,
+            ),
+            (
+                json!({"tenant":"acme","iss":"kiln","aud":"kiln:acme"}),
+                SECRET,
+                AuthError::MissingClaim("exp".into()),
+            ),
         ];
         for (claims, secret, expected) in cases {
             let token = sign(hs256("k1"), &claims, secret);
-            assert_eq!(verifier().verify(&token, "acme").unwrap_err(), expected, "claims {claims}");
+            assert_eq!(
+                verifier().verify(&token, "acme").unwrap_err(),
+                expected,
+                "claims {claims}"
+            );
         }
     }
 
@@ -135,33 +173,64 @@ mod tests {
     fn leeway_is_small() {
         let now = get_current_timestamp();
         let barely = json!({"tenant":"acme","iss":"kiln","aud":"kiln:acme","exp": now - 2});
-        assert!(verifier().verify(&sign(hs256("k1"), &barely, SECRET), "acme").is_ok());
+        assert!(
+            verifier()
+                .verify(&sign(hs256("k1"), &barely, SECRET), "acme")
+                .is_ok()
+        );
         let stale = json!({"tenant":"acme","iss":"kiln","aud":"kiln:acme","exp": now - 30});
-        assert_eq!(verifier().verify(&sign(hs256("k1"), &stale, SECRET), "acme").unwrap_err(), AuthError::Expired);
+        assert_eq!(
+            verifier()
+                .verify(&sign(hs256("k1"), &stale, SECRET), "acme")
+                .unwrap_err(),
+            AuthError::Expired
+        );
     }
 
     #[test]
     fn algorithm_comes_from_the_key_not_the_token() {
-        let token = sign(Header { kid: Some("k1".into()), ..Header::new(Algorithm::HS384) }, &claims(), SECRET);
-        assert_eq!(verifier().verify(&token, "acme").unwrap_err(), AuthError::AlgorithmMismatch("k1".into()));
+        let token = sign(
+            Header {
+                kid: Some("k1".into()),
+                ..Header::new(Algorithm::HS384)
+            },
+            &claims(),
+            SECRET,
+        );
+        assert_eq!(
+            verifier().verify(&token, "acme").unwrap_err(),
+            AuthError::AlgorithmMismatch("k1".into())
+        );
     }
 
     #[test]
     fn refuses_alg_none_and_garbage() {
         let payload = "eyJ0ZW5hbnQiOiJhY21lIn0";
         let none = format!("eyJhbGciOiJub25lIiwia2lkIjoiazEifQ.{payload}.");
-        assert!(matches!(verifier().verify(&none, "acme"), Err(AuthError::Malformed(_))));
-        assert!(matches!(verifier().verify("not-a-jwt", "acme"), Err(AuthError::Malformed(_))));
+        assert!(matches!(
+            verifier().verify(&none, "acme"),
+            Err(AuthError::Malformed(_))
+        ));
+        assert!(matches!(
+            verifier().verify("not-a-jwt", "acme"),
+            Err(AuthError::Malformed(_))
+        ));
     }
 
     #[test]
     fn refuses_unknown_kid_and_other_tenants_token() {
         let token = sign(hs256("k2"), &claims(), SECRET);
-        assert_eq!(verifier().verify(&token, "acme").unwrap_err(), AuthError::UnknownKey);
+        assert_eq!(
+            verifier().verify(&token, "acme").unwrap_err(),
+            AuthError::UnknownKey
+        );
         let mut other = claims();
         other["tenant"] = json!("globex");
         let token = sign(hs256("k1"), &other, SECRET);
-        assert!(matches!(verifier().verify(&token, "acme"), Err(AuthError::WrongTenant { .. })));
+        assert!(matches!(
+            verifier().verify(&token, "acme"),
+            Err(AuthError::WrongTenant { .. })
+        ));
     }
 
     #[test]
@@ -171,6 +240,9 @@ mod tests {
         let mut no_tenant = claims();
         no_tenant.as_object_mut().unwrap().remove("tenant");
         let token = sign(hs256("k1"), &no_tenant, SECRET);
-        assert_eq!(claimed_tenant(&token).unwrap_err(), AuthError::MissingClaim("tenant".into()));
+        assert_eq!(
+            claimed_tenant(&token).unwrap_err(),
+            AuthError::MissingClaim("tenant".into())
+        );
     }
 }

@@ -15,7 +15,11 @@ use crate::error::ApiError;
 
 const ADMIN_BODY_LIMIT: usize = 64 * 1024;
 
-pub async fn route<R, B>(app: &App<R>, request: Request<B>, rest: &[&str]) -> Result<Response<Full<Bytes>>, ApiError>
+pub async fn route<R, B>(
+    app: &App<R>,
+    request: Request<B>,
+    rest: &[&str],
+) -> Result<Response<Full<Bytes>>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -71,14 +75,27 @@ impl KeyRequest {
     fn into_record(self) -> Result<KeyRecord, ApiError> {
         let material = match (self.algorithm.as_str(), self.secret, self.public_key) {
             ("HS256", Some(secret), None) => secret,
-            ("HS256", _, _) => return Err(ApiError::bad_request("invalid_key", "an HS256 key needs `secret` (and no `public_key`)")),
+            ("HS256", _, _) => {
+                return Err(ApiError::bad_request(
+                    "invalid_key",
+                    "an HS256 key needs `secret` (and no `public_key`)",
+                ));
+            }
             (_, None, Some(public_key)) => public_key,
             (_, _, _) => {
-                return Err(ApiError::bad_request("invalid_key", "an asymmetric key needs `public_key` in PEM (and no `secret`)"));
+                return Err(ApiError::bad_request(
+                    "invalid_key",
+                    "an asymmetric key needs `public_key` in PEM (and no `secret`)",
+                ));
             }
         };
-        let record = KeyRecord { kid: self.kid, algorithm: self.algorithm, material };
-        auth::validate_key(&record).map_err(|error| ApiError::bad_request("invalid_key", error.to_string()))?;
+        let record = KeyRecord {
+            kid: self.kid,
+            algorithm: self.algorithm,
+            material,
+        };
+        auth::validate_key(&record)
+            .map_err(|error| ApiError::bad_request("invalid_key", error.to_string()))?;
         Ok(record)
     }
 }
@@ -91,7 +108,11 @@ where
     let (_, body) = read_body(request, ADMIN_BODY_LIMIT).await?;
     let tenant: TenantRequest = parse_json(&body)?;
     registry::validate_name("tenant name", &tenant.name)?;
-    let keys = tenant.keys.into_iter().map(KeyRequest::into_record).collect::<Result<Vec<_>, _>>()?;
+    let keys = tenant
+        .keys
+        .into_iter()
+        .map(KeyRequest::into_record)
+        .collect::<Result<Vec<_>, _>>()?;
     let new = NewTenant {
         issuer: tenant.issuer.unwrap_or_else(|| "kiln".into()),
         audience: tenant.audience.unwrap_or_else(|| format!("kiln:{}", tenant.name)),
@@ -125,7 +146,11 @@ async fn list_tenants<R: Runner>(app: &App<R>) -> Result<Response<Full<Bytes>>, 
     Ok(json_response(StatusCode::OK, &json!({"tenants": tenants})))
 }
 
-async fn add_key<R, B>(app: &App<R>, tenant: &str, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+async fn add_key<R, B>(
+    app: &App<R>,
+    tenant: &str,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -137,12 +162,21 @@ where
     }
     app.inner.auth.invalidate(tenant);
     tracing::info!(tenant, kid = %key.kid, "tenant key added");
-    Ok(json_response(StatusCode::CREATED, &json!({"tenant": tenant, "kid": key.kid, "algorithm": key.algorithm})))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &json!({"tenant": tenant, "kid": key.kid, "algorithm": key.algorithm}),
+    ))
 }
 
-async fn delete_key<R: Runner>(app: &App<R>, tenant: &str, kid: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn delete_key<R: Runner>(
+    app: &App<R>,
+    tenant: &str,
+    kid: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
     if !app.inner.store.delete_tenant_key(tenant, kid).await? {
-        return Err(ApiError::not_found(format!("tenant `{tenant}` has no key `{kid}`")));
+        return Err(ApiError::not_found(format!(
+            "tenant `{tenant}` has no key `{kid}`"
+        )));
     }
     app.inner.auth.invalidate(tenant);
     tracing::info!(tenant, kid, "tenant key removed");

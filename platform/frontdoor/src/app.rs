@@ -39,7 +39,9 @@ pub struct App<R: Runner> {
 
 impl<R: Runner> Clone for App<R> {
     fn clone(&self) -> Self {
-        App { inner: self.inner.clone() }
+        App {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -57,7 +59,17 @@ pub(crate) struct AppState<R> {
 impl<R: Runner> App<R> {
     pub fn new(store: Store, registry: Registry, admin: AdminToken, runner: R, config: AppConfig) -> App<R> {
         let auth = Authenticator::new(store.clone());
-        App { inner: Arc::new(AppState { store, auth, admin, registry, runner, config, started: Instant::now() }) }
+        App {
+            inner: Arc::new(AppState {
+                store,
+                auth,
+                admin,
+                registry,
+                runner,
+                config,
+                started: Instant::now(),
+            }),
+        }
     }
 
     /// Answers one request; never fails (errors become JSON error responses).
@@ -114,14 +126,24 @@ impl<R: Runner> App<R> {
                 _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
             }
         };
-        tokio::time::timeout(self.inner.config.request_timeout, bounded).await.unwrap_or_else(|_| {
-            Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request took too long; retry"))
-        })
+        tokio::time::timeout(self.inner.config.request_timeout, bounded)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request took too long; retry",
+                ))
+            })
     }
 }
 
 pub(crate) fn method_not_allowed(allowed: &str) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("this route accepts {allowed}"))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("this route accepts {allowed}"),
+    )
 }
 
 impl<R: Runner> hyper::service::Service<Request<Incoming>> for App<R> {

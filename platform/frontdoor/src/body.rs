@@ -21,12 +21,19 @@ where
 }
 
 /// Collects a body of at most `limit` bytes; a larger one is a 413 `body_too_large`.
-pub async fn read_body<B>(request: Request<B>, limit: usize) -> Result<(http::request::Parts, Bytes), ApiError>
+pub async fn read_body<B>(
+    request: Request<B>,
+    limit: usize,
+) -> Result<(http::request::Parts, Bytes), ApiError>
 where
     B: RequestBody,
 {
     let too_large = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", format!("request bodies are limited to {limit} bytes"))
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
     };
     let declared = request
         .headers()
@@ -40,19 +47,26 @@ where
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok((parts, collected.to_bytes())),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(ApiError::bad_request("body_unreadable", format!("could not read the request body: {error}"))),
+        Err(error) => Err(ApiError::bad_request(
+            "body_unreadable",
+            format!("could not read the request body: {error}"),
+        )),
     }
 }
 
 /// Parses a JSON request body into `T`, with a message that says what is wrong.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| ApiError::bad_request("invalid_json", format!("request body: {error}")))
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::bad_request("invalid_json", format!("request body: {error}")))
 }
 
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 

@@ -21,7 +21,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub fn not_found(what: impl Into<String>) -> ApiError {
@@ -35,16 +40,26 @@ impl ApiError {
     /// A platform fault: the cause is logged here, the client gets a generic message.
     pub fn internal(cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; see the server log",
+        )
     }
 
     pub fn into_response(self) -> Response<Full<Bytes>> {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = self.status;
-        response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(retry_after) = self.retry_after {
-            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            );
         }
         response
     }
@@ -54,9 +69,17 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         if let AuthError::Unavailable(cause) = &error {
             tracing::error!(error = %cause, "auth lookup failed");
-            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.code(), "cannot check tokens right now; retry");
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                error.code(),
+                "cannot check tokens right now; retry",
+            );
         }
-        let status = if error.is_forbidden() { StatusCode::FORBIDDEN } else { StatusCode::UNAUTHORIZED };
+        let status = if error.is_forbidden() {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
         ApiError::new(status, error.code(), error.to_string())
     }
 }
@@ -64,10 +87,16 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
-            StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists")),
+            StoreError::Conflict(what) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists"))
+            }
             error if error.is_unavailable() => {
                 tracing::error!(error = %error, "database unavailable");
-                let mut api = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "database unavailable; retry");
+                let mut api = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "database unavailable; retry",
+                );
                 api.retry_after = Some(Duration::from_secs(1));
                 api
             }
@@ -103,7 +132,11 @@ impl From<InvokeError> for ApiError {
             InvokeError::ResponseTooLarge { .. } => (StatusCode::BAD_GATEWAY, "response_too_large"),
             InvokeError::StartFailed(cause) => {
                 tracing::error!(error = %cause, "container start failed");
-                return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "start_failed", "could not start the function; retry");
+                return ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "start_failed",
+                    "could not start the function; retry",
+                );
             }
             InvokeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
         };
@@ -121,7 +154,10 @@ mod tests {
 
     #[test]
     fn busy_carries_retry_after() {
-        let response = ApiError::from(InvokeError::Busy { retry_after: Duration::from_secs(2) }).into_response();
+        let response = ApiError::from(InvokeError::Busy {
+            retry_after: Duration::from_secs(2),
+        })
+        .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[http::header::RETRY_AFTER], "2");
     }
@@ -129,15 +165,34 @@ mod tests {
     #[test]
     fn faults_are_classified_by_who_is_at_fault() {
         let cases = [
-            (ApiError::from(AuthError::Expired), StatusCode::UNAUTHORIZED, "token_expired"),
             (
-                ApiError::from(AuthError::WrongTenant { token: "a".into(), route: "b".into() }),
+                ApiError::from(AuthError::Expired),
+                StatusCode::UNAUTHORIZED,
+                "token_expired",
+            ),
+            (
+                ApiError::from(AuthError::WrongTenant {
+                    token: "a".into(),
+                    route: "b".into(),
+                }),
                 StatusCode::FORBIDDEN,
                 "wrong_tenant",
             ),
-            (ApiError::from(InvokeError::Timeout(Duration::from_secs(1))), StatusCode::GATEWAY_TIMEOUT, "function_timeout"),
-            (ApiError::from(InvokeError::Crashed("exited".into())), StatusCode::BAD_GATEWAY, "function_crashed"),
-            (ApiError::from(InvokeError::ShuttingDown), StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            (
+                ApiError::from(InvokeError::Timeout(Duration::from_secs(1))),
+                StatusCode::GATEWAY_TIMEOUT,
+                "function_timeout",
+            ),
+            (
+                ApiError::from(InvokeError::Crashed("exited".into())),
+                StatusCode::BAD_GATEWAY,
+                "function_crashed",
+            ),
+            (
+                ApiError::from(InvokeError::ShuttingDown),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+            ),
             (
                 ApiError::from(RegistryError::TooLarge { limit: 10 }),
                 StatusCode::PAYLOAD_TOO_LARGE,

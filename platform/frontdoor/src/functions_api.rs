@@ -14,13 +14,20 @@ use crate::body::{RequestBody, empty_response, json_response, parse_json, read_b
 use crate::error::ApiError;
 
 /// `rest` holds the path segments after `/v1/functions`.
-pub async fn route<R, B>(app: &App<R>, request: Request<B>, rest: &[&str]) -> Result<Response<Full<Bytes>>, ApiError>
+pub async fn route<R, B>(
+    app: &App<R>,
+    request: Request<B>,
+    rest: &[&str],
+) -> Result<Response<Full<Bytes>>, ApiError>
 where
     R: Runner,
     B: RequestBody,
 {
     let state = &app.inner;
-    let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
     let tenant = state.auth.authenticate(authorization, None).await?.tenant;
     tracing::Span::current().record("tenant", tenant.as_str());
     let method = request.method().clone();
@@ -39,11 +46,19 @@ where
 
 async fn list<R: Runner>(app: &App<R>, tenant: &str) -> Result<Response<Full<Bytes>>, ApiError> {
     let functions = app.inner.registry.list(tenant).await?;
-    let functions: Vec<Value> = functions.iter().map(|function| function_json(tenant, function)).collect();
+    let functions: Vec<Value> = functions
+        .iter()
+        .map(|function| function_json(tenant, function))
+        .collect();
     Ok(json_response(StatusCode::OK, &json!({"functions": functions})))
 }
 
-async fn upload<R, B>(app: &App<R>, tenant: &str, name: &str, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+async fn upload<R, B>(
+    app: &App<R>,
+    tenant: &str,
+    name: &str,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -52,17 +67,21 @@ where
     tracing::Span::current().record("function", name);
     registry::validate_name("function name", name)?;
     let settings = FunctionSettings::from_query(request.uri().query())?;
-    let (_, executable) = read_body(request, state.config.upload_limit).await.map_err(|mut error| {
-        if error.status == StatusCode::PAYLOAD_TOO_LARGE {
-            error.code = "upload_too_large";
-            error.message = format!("executables are limited to {} bytes", state.config.upload_limit);
-        }
-        error
-    })?;
+    let (_, executable) = read_body(request, state.config.upload_limit)
+        .await
+        .map_err(|mut error| {
+            if error.status == StatusCode::PAYLOAD_TOO_LARGE {
+                error.code = "upload_too_large";
+                error.message = format!("executables are limited to {} bytes", state.config.upload_limit);
+            }
+            error
+        })?;
     let version = state.registry.upload(tenant, name, executable, &settings).await?;
     tracing::info!(tenant, function = name, version = version.version, digest = %version.digest, "function uploaded");
     if settings.min_warm > 0 {
-        state.runner.prewarm(std::sync::Arc::new(state.registry.target(&version)));
+        state
+            .runner
+            .prewarm(std::sync::Arc::new(state.registry.target(&version)));
     }
     let mut body = version_json(&version);
     body["name"] = json!(name);
@@ -82,7 +101,11 @@ async fn show<R: Runner>(app: &App<R>, tenant: &str, name: &str) -> Result<Respo
     Ok(json_response(StatusCode::OK, &body))
 }
 
-async fn delete<R: Runner>(app: &App<R>, tenant: &str, name: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn delete<R: Runner>(
+    app: &App<R>,
+    tenant: &str,
+    name: &str,
+) -> Result<Response<Full<Bytes>>, ApiError> {
     if !app.inner.registry.delete(tenant, name).await? {
         return Err(ApiError::not_found(format!("function `{name}` not found")));
     }
@@ -97,7 +120,12 @@ struct CurrentVersion {
     version: i32,
 }
 
-async fn set_current<R, B>(app: &App<R>, tenant: &str, name: &str, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+async fn set_current<R, B>(
+    app: &App<R>,
+    tenant: &str,
+    name: &str,
+    request: Request<B>,
+) -> Result<Response<Full<Bytes>>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -105,7 +133,9 @@ where
     let (_, body) = read_body(request, 4096).await?;
     let CurrentVersion { version } = parse_json(&body)?;
     if !app.inner.registry.set_current(tenant, name, version).await? {
-        return Err(ApiError::not_found(format!("function `{name}` has no version {version}")));
+        return Err(ApiError::not_found(format!(
+            "function `{name}` has no version {version}"
+        )));
     }
     show(app, tenant, name).await
 }

@@ -39,6 +39,10 @@ pub async fn detailed<R: Runner>(app: &App<R>) -> Response<Full<Bytes>> {
             "warm_starts_total": containers.warm_starts,
         },
     });
-    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     json_response(status, &body)
 }

@@ -7,12 +7,16 @@ use pool::{Invocation, Runner};
 use registry::VersionSelector;
 
 use crate::App;
-use crate::body::read_body;
 use crate::body::RequestBody;
+use crate::body::read_body;
 use crate::error::ApiError;
 
 /// `rest` is the request path after `/fn/`.
-pub async fn invoke<R, B>(app: &App<R>, request: Request<B>, rest: &str) -> Result<Response<Full<Bytes>>, ApiError>
+pub async fn invoke<R, B>(
+    app: &App<R>,
+    request: Request<B>,
+    rest: &str,
+) -> Result<Response<Full<Bytes>>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -24,19 +28,28 @@ where
         None => (rest, "/"),
     };
     if tenant.is_empty() || function_part.is_empty() {
-        return Err(ApiError::not_found("invoke functions at /fn/{tenant}/{function}/{path}"));
+        return Err(ApiError::not_found(
+            "invoke functions at /fn/{tenant}/{function}/{path}",
+        ));
     }
     let (function, selector) = parse_selector(function_part)?;
     let span = tracing::Span::current();
     span.record("tenant", tenant);
     span.record("function", function);
-    let authorization = request.headers().get(http::header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    let authorization = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
     state.auth.authenticate(authorization, Some(tenant)).await?;
     let target = state
         .registry
         .resolve(tenant, function, &selector)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("function `{function_part}` not found for tenant `{tenant}`")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "function `{function_part}` not found for tenant `{tenant}`"
+            ))
+        })?;
     span.record("version", target.version);
     let path = path.to_owned();
     let (parts, body) = read_body(request, state.config.body_limit).await?;
@@ -78,10 +91,22 @@ mod tests {
 
     #[test]
     fn selectors() {
-        assert_eq!(parse_selector("hello").unwrap(), ("hello", VersionSelector::Current));
-        assert_eq!(parse_selector("hello@3").unwrap(), ("hello", VersionSelector::Number(3)));
+        assert_eq!(
+            parse_selector("hello").unwrap(),
+            ("hello", VersionSelector::Current)
+        );
+        assert_eq!(
+            parse_selector("hello@3").unwrap(),
+            ("hello", VersionSelector::Number(3))
+        );
         let digest = "ab".repeat(32);
-        assert_eq!(parse_selector(&format!("hello@{digest}")).unwrap(), ("hello", VersionSelector::Digest(digest)));
-        assert_eq!(parse_selector("hello@latest").unwrap_err().code, "invalid_version");
+        assert_eq!(
+            parse_selector(&format!("hello@{digest}")).unwrap(),
+            ("hello", VersionSelector::Digest(digest))
+        );
+        assert_eq!(
+            parse_selector("hello@latest").unwrap_err().code,
+            "invalid_version"
+        );
     }
 }

@@ -23,11 +23,23 @@ pub struct ServerConfig {
 
 /// Serves until `shutdown` completes, then drains; returns when every connection closed or
 /// the grace period ran out.
-pub async fn serve<R: Runner>(listener: TcpListener, app: App<R>, config: ServerConfig, shutdown: impl Future<Output = ()>) {
+pub async fn serve<R: Runner>(
+    listener: TcpListener,
+    app: App<R>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Without a timer the header-read timeout is silently off.
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout).max_buf_size(64 * 1024);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(64 * 1024);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -54,7 +66,10 @@ pub async fn serve<R: Runner>(listener: TcpListener, app: App<R>, config: Server
     }
     drop(listener);
     tracing::info!(connections = graceful.count(), "draining connections");
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(grace = ?config.shutdown_grace, "grace period over; closing remaining connections");
     }
 }

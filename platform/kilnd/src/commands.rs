@@ -25,7 +25,9 @@ pub fn sandbox(state: &str) -> ExitCode {
 }
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let applied = store::migrate(&config.database_url).await.context("running database migrations")?;
+    let applied = store::migrate(&config.database_url)
+        .await
+        .context("running database migrations")?;
     println!("applied {applied} migration(s)");
     Ok(())
 }
@@ -34,18 +36,31 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 pub async fn create_tenant(config: &Config, name: &str, flags: &[&str]) -> anyhow::Result<()> {
     registry::validate_name("tenant name", name)?;
     let flags = Flags::parse(flags, &["--kid", "--secret", "--issuer", "--audience"])?;
-    store::migrate(&config.database_url).await.context("running database migrations")?;
-    let store = Store::new(&StoreConfig { url: config.database_url.clone(), pool_size: 1, timeout: config.db_timeout })?;
+    store::migrate(&config.database_url)
+        .await
+        .context("running database migrations")?;
+    let store = Store::new(&StoreConfig {
+        url: config.database_url.clone(),
+        pool_size: 1,
+        timeout: config.db_timeout,
+    })?;
     let secret = match flags.get("--secret") {
         Some(secret) => secret.to_owned(),
         None => random_secret()?,
     };
-    let key = KeyRecord { kid: flags.get("--kid").unwrap_or("k1").to_owned(), algorithm: "HS256".into(), material: secret };
+    let key = KeyRecord {
+        kid: flags.get("--kid").unwrap_or("k1").to_owned(),
+        algorithm: "HS256".into(),
+        material: secret,
+    };
     auth::validate_key(&key)?;
     let tenant = NewTenant {
         name: name.to_owned(),
         issuer: flags.get("--issuer").unwrap_or("kiln").to_owned(),
-        audience: flags.get("--audience").map(str::to_owned).unwrap_or_else(|| format!("kiln:{name}")),
+        audience: flags
+            .get("--audience")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("kiln:{name}")),
         keys: vec![key.clone()],
     };
     store.create_tenant(&tenant).await?;
@@ -60,11 +75,21 @@ pub async fn create_tenant(config: &Config, name: &str, flags: &[&str]) -> anyho
 /// `kilnd token mint --tenant T --secret S [--kid K] [--issuer I] [--audience A] [--ttl SECONDS]`.
 pub fn mint_token(flags: &[&str]) -> ExitCode {
     let minted = (|| -> anyhow::Result<String> {
-        let flags = Flags::parse(flags, &["--tenant", "--secret", "--kid", "--issuer", "--audience", "--ttl"])?;
+        let flags = Flags::parse(
+            flags,
+            &["--tenant", "--secret", "--kid", "--issuer", "--audience", "--ttl"],
+        )?;
         let tenant = flags.get("--tenant").context("--tenant is required")?;
         let secret = flags.get("--secret").context("--secret is required")?;
-        let ttl: u64 = flags.get("--ttl").unwrap_or("3600").parse().context("--ttl must be a number of seconds")?;
-        let audience = flags.get("--audience").map(str::to_owned).unwrap_or_else(|| format!("kiln:{tenant}"));
+        let ttl: u64 = flags
+            .get("--ttl")
+            .unwrap_or("3600")
+            .parse()
+            .context("--ttl must be a number of seconds")?;
+        let audience = flags
+            .get("--audience")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("kiln:{tenant}"));
         let token = auth::mint_hs256(
             tenant,
             flags.get("--kid").unwrap_or("k1"),
@@ -105,7 +130,11 @@ impl<'a> Flags<'a> {
     }
 
     fn get(&self, name: &str) -> Option<&'a str> {
-        self.0.iter().rev().find(|(flag, _)| *flag == name).map(|(_, value)| *value)
+        self.0
+            .iter()
+            .rev()
+            .find(|(flag, _)| *flag == name)
+            .map(|(_, value)| *value)
     }
 }
 

@@ -55,7 +55,12 @@ impl Config {
             ));
         }
         Ok(Config {
-            host: parse(&get, "KILN_HOST", "127.0.0.1", "an IP address such as 127.0.0.1 or 0.0.0.0")?,
+            host: parse(
+                &get,
+                "KILN_HOST",
+                "127.0.0.1",
+                "an IP address such as 127.0.0.1 or 0.0.0.0",
+            )?,
             port: parse(&get, "KILN_PORT", "3001", "a port number from 0 to 65535")?,
             database_url,
             db_pool_size: ranged(&get, "KILN_DB_POOL_SIZE", 16, 1, 1000)?,
@@ -65,7 +70,9 @@ impl Config {
             log_format: match get("KILN_LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
-                Some(other) => return Err(format!("KILN_LOG_FORMAT must be `text` or `json`, got `{other}`")),
+                Some(other) => {
+                    return Err(format!("KILN_LOG_FORMAT must be `text` or `json`, got `{other}`"));
+                }
             },
             body_limit: ranged(&get, "KILN_MAX_BODY_BYTES", 6 << 20, 1024, 1 << 30)?,
             upload_limit: ranged(&get, "KILN_MAX_UPLOAD_BYTES", 64 << 20, 1024, 1 << 31)?,
@@ -86,10 +93,19 @@ fn parse<T: std::str::FromStr>(
     expected: &str,
 ) -> Result<T, String> {
     let value = get(key).unwrap_or_else(|| default.to_owned());
-    value.trim().parse().map_err(|_| format!("{key} must be {expected}, got `{value}`"))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key} must be {expected}, got `{value}`"))
 }
 
-fn ranged(get: &impl Fn(&str) -> Option<String>, key: &str, default: usize, min: usize, max: usize) -> Result<usize, String> {
+fn ranged(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: usize,
+    min: usize,
+    max: usize,
+) -> Result<usize, String> {
     let expected = format!("a whole number from {min} to {max}");
     let value: usize = parse(get, key, &default.to_string(), &expected)?;
     if (min..=max).contains(&value) {
@@ -114,7 +130,10 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, String> {
-        let env: HashMap<String, String> = pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        let env: HashMap<String, String> = pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
         Config::from_lookup(|key| env.get(key).cloned())
     }
 
@@ -133,7 +152,13 @@ mod tests {
 
     #[test]
     fn overrides() {
-        let config = config(&[URL, ("KILN_PORT", "0"), ("KILN_LOG_FORMAT", "json"), ("KILN_ADMIN_TOKEN", "t")]).unwrap();
+        let config = config(&[
+            URL,
+            ("KILN_PORT", "0"),
+            ("KILN_LOG_FORMAT", "json"),
+            ("KILN_ADMIN_TOKEN", "t"),
+        ])
+        .unwrap();
         assert_eq!(config.port, 0);
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.admin_token.as_deref(), Some("t"));
@@ -144,12 +169,24 @@ mod tests {
         for (pairs, needle) in [
             (vec![], "DATABASE_URL is not set"),
             (vec![("DATABASE_URL", "mysql://x")], "DATABASE_URL must start"),
-            (vec![URL, ("KILN_PORT", "70000")], "KILN_PORT must be a port number"),
+            (
+                vec![URL, ("KILN_PORT", "70000")],
+                "KILN_PORT must be a port number",
+            ),
             (vec![URL, ("KILN_HOST", "localhost:1")], "KILN_HOST"),
-            (vec![URL, ("KILN_DB_POOL_SIZE", "0")], "KILN_DB_POOL_SIZE must be a whole number from 1"),
+            (
+                vec![URL, ("KILN_DB_POOL_SIZE", "0")],
+                "KILN_DB_POOL_SIZE must be a whole number from 1",
+            ),
             (vec![URL, ("KILN_LOG_FORMAT", "xml")], "KILN_LOG_FORMAT"),
-            (vec![URL, ("KILN_DATA_DIR", "relative/dir")], "KILN_DATA_DIR must be an absolute path"),
-            (vec![URL, ("KILN_SHUTDOWN_GRACE_MS", "0")], "KILN_SHUTDOWN_GRACE_MS"),
+            (
+                vec![URL, ("KILN_DATA_DIR", "relative/dir")],
+                "KILN_DATA_DIR must be an absolute path",
+            ),
+            (
+                vec![URL, ("KILN_SHUTDOWN_GRACE_MS", "0")],
+                "KILN_SHUTDOWN_GRACE_MS",
+            ),
         ] {
             let error = config(&pairs).unwrap_err();
             assert!(error.contains(needle), "{pairs:?}: {error}");

@@ -50,7 +50,9 @@ fn main() -> ExitCode {
     let outcome = match words.as_slice() {
         [] | ["serve"] => runtime.block_on(server::run(config)),
         ["migrate"] => runtime.block_on(commands::migrate(&config)),
-        ["tenant", "create", name, flags @ ..] => runtime.block_on(commands::create_tenant(&config, name, flags)),
+        ["tenant", "create", name, flags @ ..] => {
+            runtime.block_on(commands::create_tenant(&config, name, flags))
+        }
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);

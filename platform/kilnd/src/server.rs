@@ -1,7 +1,6 @@
 //! Starts Kiln: migrations, store, registry, sandbox, dispatcher, front door; and stops it
 //! in order on SIGTERM or SIGINT (drain requests, delete containers, stop the sandbox).
 
-
 use anyhow::Context;
 use auth::AdminToken;
 use frontdoor::{App, AppConfig, ServerConfig};
@@ -15,7 +14,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::config::Config;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let applied = store::migrate(&config.database_url).await.context("running database migrations")?;
+    let applied = store::migrate(&config.database_url)
+        .await
+        .context("running database migrations")?;
     tracing::info!(applied, "database migrations done");
     let store = Store::new(&StoreConfig {
         url: config.database_url.clone(),
@@ -24,10 +25,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })?;
     let data_dir = &config.data_dir;
     for folder in ["run", "logs", "sandbox"] {
-        std::fs::create_dir_all(data_dir.join(folder)).with_context(|| format!("creating {}", data_dir.join(folder).display()))?;
+        std::fs::create_dir_all(data_dir.join(folder))
+            .with_context(|| format!("creating {}", data_dir.join(folder).display()))?;
     }
-    let registry = Registry::open(store.clone(), data_dir, RegistryConfig { upload_limit: config.upload_limit })
-        .with_context(|| format!("opening the function store in {}", data_dir.display()))?;
+    let registry = Registry::open(
+        store.clone(),
+        data_dir,
+        RegistryConfig {
+            upload_limit: config.upload_limit,
+        },
+    )
+    .with_context(|| format!("opening the function store in {}", data_dir.display()))?;
     let executable = std::env::current_exe().context("locating the kilnd executable")?;
     let state_dir = data_dir.join("sandbox");
     let (sandbox, exits) = Sandbox::spawn(&executable, &["sandbox", "--state", &state_dir.to_string_lossy()])
@@ -62,7 +70,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(%address, data_dir = %data_dir.display(), "kilnd listening");
     // Scripts and tests read the bound address from this line (KILN_PORT=0 picks a free port).
     println!("kilnd listening on http://{address}");
-    let server_config = ServerConfig { header_read_timeout: config.header_read_timeout, shutdown_grace: config.shutdown_grace };
+    let server_config = ServerConfig {
+        header_read_timeout: config.header_read_timeout,
+        shutdown_grace: config.shutdown_grace,
+    };
     frontdoor::serve(listener, app, server_config, shutdown_signal()).await;
     tracing::info!("requests drained; deleting containers");
     dispatcher.shutdown().await;
@@ -86,4 +97,3 @@ async fn shutdown_signal() {
         }
     }
 }
-

@@ -35,7 +35,11 @@ impl Container {
     }
 
     pub(crate) fn exit_status(&self) -> String {
-        self.exit_status.lock().expect("container lock").clone().unwrap_or_else(|| "exited".into())
+        self.exit_status
+            .lock()
+            .expect("container lock")
+            .clone()
+            .unwrap_or_else(|| "exited".into())
     }
 
     /// True the first time only: the caller then owns the retirement.

@@ -69,7 +69,11 @@ struct Inner {
 
 impl Dispatcher {
     /// Starts the dispatcher's background tasks: exit reports and the idle reaper.
-    pub fn new(sandbox: Sandbox, exits: mpsc::UnboundedReceiver<ContainerExit>, config: DispatcherConfig) -> Dispatcher {
+    pub fn new(
+        sandbox: Sandbox,
+        exits: mpsc::UnboundedReceiver<ContainerExit>,
+        config: DispatcherConfig,
+    ) -> Dispatcher {
         let inner = Arc::new(Inner {
             sandbox,
             config,
@@ -99,8 +103,11 @@ impl Dispatcher {
     pub async fn retire_function(&self, tenant: &str, function: &str) {
         let closed: Vec<Arc<Pool>> = {
             let mut pools = self.inner.pools.lock().expect("pools lock");
-            let keys: Vec<_> =
-                pools.keys().filter(|(pool_tenant, pool_function, _)| pool_tenant == tenant && pool_function == function).cloned().collect();
+            let keys: Vec<_> = pools
+                .keys()
+                .filter(|(pool_tenant, pool_function, _)| pool_tenant == tenant && pool_function == function)
+                .cloned()
+                .collect();
             keys.iter().filter_map(|key| pools.remove(key)).collect()
         };
         for pool in closed {
@@ -111,7 +118,14 @@ impl Dispatcher {
     }
 
     pub fn figures(&self) -> PoolFigures {
-        let pools: Vec<Arc<Pool>> = self.inner.pools.lock().expect("pools lock").values().cloned().collect();
+        let pools: Vec<Arc<Pool>> = self
+            .inner
+            .pools
+            .lock()
+            .expect("pools lock")
+            .values()
+            .cloned()
+            .collect();
         let mut figures = PoolFigures {
             pools: pools.len(),
             cold_starts: self.inner.cold_starts.load(Ordering::Relaxed),
@@ -133,8 +147,14 @@ impl Dispatcher {
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stop.cancel();
-        let containers: Vec<(Arc<Pool>, Arc<Container>)> =
-            self.inner.containers.lock().expect("containers lock").values().cloned().collect();
+        let containers: Vec<(Arc<Pool>, Arc<Container>)> = self
+            .inner
+            .containers
+            .lock()
+            .expect("containers lock")
+            .values()
+            .cloned()
+            .collect();
         for (pool, container) in containers {
             self.retire(&pool, &container).await;
         }
@@ -143,7 +163,11 @@ impl Dispatcher {
         }
     }
 
-    async fn dispatch(&self, target: Arc<FunctionTarget>, invocation: Invocation) -> Result<InvokeOutcome, InvokeError> {
+    async fn dispatch(
+        &self,
+        target: Arc<FunctionTarget>,
+        invocation: Invocation,
+    ) -> Result<InvokeOutcome, InvokeError> {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(InvokeError::ShuttingDown);
         }
@@ -162,17 +186,34 @@ impl Dispatcher {
             },
             Lease::Full => return Err(busy()),
         };
-        let counter = if cold { &self.inner.cold_starts } else { &self.inner.warm_starts };
+        let counter = if cold {
+            &self.inner.cold_starts
+        } else {
+            &self.inner.warm_starts
+        };
         counter.fetch_add(1, Ordering::Relaxed);
-        let result = self.run_on(&container, invocation, deadline, target.limits.timeout).await;
+        let result = self
+            .run_on(&container, invocation, deadline, target.limits.timeout)
+            .await;
         pool.end_busy();
-        let keep = matches!(&result, Ok(_) | Err(InvokeError::FunctionError { .. } | InvokeError::ResponseTooLarge { .. }));
-        if keep && !container.died.is_cancelled() && !pool.is_closed() && !self.inner.closing.load(Ordering::SeqCst) {
+        let keep = matches!(
+            &result,
+            Ok(_) | Err(InvokeError::FunctionError { .. } | InvokeError::ResponseTooLarge { .. })
+        );
+        if keep
+            && !container.died.is_cancelled()
+            && !pool.is_closed()
+            && !self.inner.closing.load(Ordering::SeqCst)
+        {
             pool.put_back(container.clone());
         } else {
             self.retire(&pool, &container).await;
         }
-        result.map(|response| InvokeOutcome { response, cold, container: container.id.clone() })
+        result.map(|response| InvokeOutcome {
+            response,
+            cold,
+            container: container.id.clone(),
+        })
     }
 
     async fn wait_in_queue(&self, mut receiver: oneshot::Receiver<Handoff>) -> Option<Handoff> {
@@ -194,8 +235,15 @@ impl Dispatcher {
         timeout: Duration,
     ) -> Result<crate::FunctionResponse, InvokeError> {
         let (respond, response) = oneshot::channel();
-        let deadline_ms = now_ms() + deadline.saturating_duration_since(tokio::time::Instant::now()).as_millis() as u64;
-        let assignment = Assignment { invocation, deadline_ms, respond };
+        let deadline_ms = now_ms()
+            + deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_millis() as u64;
+        let assignment = Assignment {
+            invocation,
+            deadline_ms,
+            respond,
+        };
         if container.assign.try_send(assignment).is_err() {
             return Err(InvokeError::Crashed("container stopped taking work".into()));
         }
@@ -235,7 +283,8 @@ impl Dispatcher {
         let number = self.inner.next_container.fetch_add(1, Ordering::Relaxed);
         let id = format!("kiln-{}-{number}", self.inner.id_prefix);
         let runtime_dir = self.inner.config.run_dir.join(&id);
-        let start_failed = |what: &str, error: &dyn std::fmt::Display| InvokeError::StartFailed(format!("{what}: {error}"));
+        let start_failed =
+            |what: &str, error: &dyn std::fmt::Display| InvokeError::StartFailed(format!("{what}: {error}"));
         std::fs::create_dir_all(&runtime_dir).map_err(|error| start_failed("runtime folder", &error))?;
         let listener = UnixListener::bind(runtime_dir.join("runtime.sock")).map_err(|error| {
             let _ = std::fs::remove_dir_all(&runtime_dir);
@@ -253,7 +302,11 @@ impl Dispatcher {
             retired: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
         });
-        self.inner.containers.lock().expect("containers lock").insert(id.clone(), (pool.clone(), container.clone()));
+        self.inner
+            .containers
+            .lock()
+            .expect("containers lock")
+            .insert(id.clone(), (pool.clone(), container.clone()));
         let spec = self.container_spec(target, &id, runtime_dir);
         let created = self.inner.sandbox.create(spec).await;
         if let Err(error) = created {
@@ -300,7 +353,11 @@ impl Dispatcher {
     }
 
     async fn cleanup(&self, container: &Container) {
-        self.inner.containers.lock().expect("containers lock").remove(&container.id);
+        self.inner
+            .containers
+            .lock()
+            .expect("containers lock")
+            .remove(&container.id);
         container.server.abort();
         if !container.died.is_cancelled()
             && let Err(error) = self.inner.sandbox.delete(&container.id).await
@@ -314,7 +371,10 @@ impl Dispatcher {
 
     fn pool_for(&self, target: &Arc<FunctionTarget>) -> Arc<Pool> {
         let mut pools = self.inner.pools.lock().expect("pools lock");
-        pools.entry(target.pool_key()).or_insert_with(|| Arc::new(Pool::new(target.clone()))).clone()
+        pools
+            .entry(target.pool_key())
+            .or_insert_with(|| Arc::new(Pool::new(target.clone())))
+            .clone()
     }
 
     fn fill_to_min_warm(&self, pool: &Arc<Pool>) {
@@ -322,7 +382,8 @@ impl Dispatcher {
             let dispatcher = self.clone();
             let pool = pool.clone();
             tokio::spawn(async move {
-                let deadline = tokio::time::Instant::now() + pool.target.limits.timeout.max(Duration::from_secs(10));
+                let deadline =
+                    tokio::time::Instant::now() + pool.target.limits.timeout.max(Duration::from_secs(10));
                 if let Err(error) = dispatcher.start(&pool, deadline, false).await {
                     tracing::warn!(function = %pool.target.function, %error, "pre-warming a container failed");
                 }
@@ -332,7 +393,13 @@ impl Dispatcher {
 
     async fn watch_exits(self, mut exits: mpsc::UnboundedReceiver<ContainerExit>) {
         while let Some(exit) = exits.recv().await {
-            let found = self.inner.containers.lock().expect("containers lock").get(&exit.container).cloned();
+            let found = self
+                .inner
+                .containers
+                .lock()
+                .expect("containers lock")
+                .get(&exit.container)
+                .cloned();
             let Some((pool, container)) = found else { continue };
             tracing::warn!(container = %exit.container, status = %exit.status, function = %pool.target.function, "container exited");
             container.mark_died(exit.status);
@@ -347,7 +414,14 @@ impl Dispatcher {
                 _ = tick.tick() => {}
                 _ = self.inner.stop.cancelled() => return,
             }
-            let pools: Vec<Arc<Pool>> = self.inner.pools.lock().expect("pools lock").values().cloned().collect();
+            let pools: Vec<Arc<Pool>> = self
+                .inner
+                .pools
+                .lock()
+                .expect("pools lock")
+                .values()
+                .cloned()
+                .collect();
             for pool in pools {
                 for container in pool.take_expired(Instant::now()) {
                     tracing::debug!(container = %container.id, "retiring idle container");
@@ -355,13 +429,21 @@ impl Dispatcher {
                 }
                 self.fill_to_min_warm(&pool);
             }
-            self.inner.pools.lock().expect("pools lock").retain(|_, pool| !pool.is_empty());
+            self.inner
+                .pools
+                .lock()
+                .expect("pools lock")
+                .retain(|_, pool| !pool.is_empty());
         }
     }
 }
 
 impl Runner for Dispatcher {
-    async fn invoke(&self, target: Arc<FunctionTarget>, invocation: Invocation) -> Result<InvokeOutcome, InvokeError> {
+    async fn invoke(
+        &self,
+        target: Arc<FunctionTarget>,
+        invocation: Invocation,
+    ) -> Result<InvokeOutcome, InvokeError> {
         self.dispatch(target, invocation).await
     }
 
@@ -379,9 +461,14 @@ impl Runner for Dispatcher {
 }
 
 fn busy() -> InvokeError {
-    InvokeError::Busy { retry_after: Duration::from_secs(1) }
+    InvokeError::Busy {
+        retry_after: Duration::from_secs(1),
+    }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|since| since.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .unwrap_or(0)
 }

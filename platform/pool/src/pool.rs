@@ -55,7 +55,11 @@ pub(crate) struct PoolCounts {
 
 impl Pool {
     pub(crate) fn new(target: Arc<FunctionTarget>) -> Pool {
-        Pool { target, state: Mutex::new(PoolState::default()), closed: Default::default() }
+        Pool {
+            target,
+            state: Mutex::new(PoolState::default()),
+            closed: Default::default(),
+        }
     }
 
     pub(crate) fn lease(&self, queue_limit: usize) -> Lease {
@@ -88,7 +92,12 @@ impl Pool {
     /// Room only to grow toward `min_warm`: a start slot if the pool is below it.
     pub(crate) fn warm_slot(&self) -> bool {
         let mut state = self.lock();
-        let below = state.total < self.target.limits.min_warm.min(self.target.limits.max_concurrency);
+        let below = state.total
+            < self
+                .target
+                .limits
+                .min_warm
+                .min(self.target.limits.max_concurrency);
         if below {
             state.total += 1;
             state.starting += 1;
@@ -144,7 +153,10 @@ impl Pool {
         let mut expired = Vec::new();
         // Oldest first: they sit at the front of `idle`.
         while state.total - expired.len() > keep
-            && state.idle.first().is_some_and(|oldest| now.duration_since(oldest.idle_since()) >= idle_timeout)
+            && state
+                .idle
+                .first()
+                .is_some_and(|oldest| now.duration_since(oldest.idle_since()) >= idle_timeout)
         {
             expired.push(state.idle.remove(0));
         }
@@ -163,7 +175,12 @@ impl Pool {
 
     pub(crate) fn counts(&self) -> PoolCounts {
         let state = self.lock();
-        PoolCounts { idle: state.idle.len(), busy: state.busy, starting: state.starting, queued: state.waiters.len() }
+        PoolCounts {
+            idle: state.idle.len(),
+            busy: state.busy,
+            starting: state.starting,
+            queued: state.waiters.len(),
+        }
     }
 
     /// True when the pool holds nothing and nobody waits: it can be forgotten.

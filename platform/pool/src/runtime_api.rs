@@ -89,12 +89,18 @@ pub(crate) async fn serve_runtime_api(listener: UnixListener, channel: Arc<Runti
         let channel = channel.clone();
         connections.spawn(async move {
             let service = service_fn(move |request| handle(channel.clone(), request));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let _ = http1::Builder::new()
+                .auto_date_header(false)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
 
-async fn handle(channel: Arc<RuntimeChannel>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    channel: Arc<RuntimeChannel>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let response = match (request.method(), segments.as_slice()) {
@@ -114,8 +120,17 @@ async fn handle(channel: Arc<RuntimeChannel>, request: Request<Incoming>) -> Res
 
 async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
     let assignment = channel.inbox.lock().await.recv().await;
-    let Some(Assignment { invocation, deadline_ms, respond }) = assignment else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, "container_retiring", "this container takes no more work");
+    let Some(Assignment {
+        invocation,
+        deadline_ms,
+        respond,
+    }) = assignment
+    else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "container_retiring",
+            "this container takes no more work",
+        );
     };
     let id = channel.next_invocation_id.fetch_add(1, Ordering::Relaxed);
     *channel.current.lock().expect("runtime channel lock") = Some((id, respond));
@@ -127,16 +142,30 @@ async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
         }
     }
     headers.insert("kiln-invocation-id", HeaderValue::from(id));
-    headers.insert("kiln-method", HeaderValue::from_str(invocation.method.as_str()).expect("method is a valid header"));
-    headers.insert("kiln-path", HeaderValue::from_str(&invocation.path).unwrap_or(HeaderValue::from_static("/")));
-    if let Some(query) = invocation.query.as_deref().and_then(|query| HeaderValue::from_str(query).ok()) {
+    headers.insert(
+        "kiln-method",
+        HeaderValue::from_str(invocation.method.as_str()).expect("method is a valid header"),
+    );
+    headers.insert(
+        "kiln-path",
+        HeaderValue::from_str(&invocation.path).unwrap_or(HeaderValue::from_static("/")),
+    );
+    if let Some(query) = invocation
+        .query
+        .as_deref()
+        .and_then(|query| HeaderValue::from_str(query).ok())
+    {
         headers.insert("kiln-query", query);
     }
     headers.insert("kiln-deadline-ms", HeaderValue::from(deadline_ms));
     response
 }
 
-async fn post_response(channel: &RuntimeChannel, id: u64, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn post_response(
+    channel: &RuntimeChannel,
+    id: u64,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     if !is_current(channel, id) {
         return unknown_invocation();
     }
@@ -144,14 +173,25 @@ async fn post_response(channel: &RuntimeChannel, id: u64, request: Request<Incom
         None => StatusCode::OK,
         Some(value) => match value.to_str().ok().and_then(|text| text.parse::<u16>().ok()) {
             Some(code @ 200..=599) => StatusCode::from_u16(code).expect("code in range"),
-            _ => return error_response(StatusCode::BAD_REQUEST, "bad_status", "Kiln-Status must be a number in 200-599"),
+            _ => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_status",
+                    "Kiln-Status must be a number in 200-599",
+                );
+            }
         },
     };
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, channel.response_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            channel.complete(id, Err(InvokeError::ResponseTooLarge { limit: channel.response_limit }));
+            channel.complete(
+                id,
+                Err(InvokeError::ResponseTooLarge {
+                    limit: channel.response_limit,
+                }),
+            );
             return error_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "response_too_large",
@@ -165,7 +205,14 @@ async fn post_response(channel: &RuntimeChannel, id: u64, request: Request<Incom
             headers.append(name, value.clone());
         }
     }
-    if channel.complete(id, Ok(FunctionResponse { status, headers, body })) {
+    if channel.complete(
+        id,
+        Ok(FunctionResponse {
+            status,
+            headers,
+            body,
+        }),
+    ) {
         accepted()
     } else {
         unknown_invocation()
@@ -179,7 +226,12 @@ async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming
         .map(|collected| collected.to_bytes())
         .unwrap_or_default();
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let error_type = report["errorType"].as_str().unwrap_or("Unspecified").chars().take(128).collect();
+    let error_type = report["errorType"]
+        .as_str()
+        .unwrap_or("Unspecified")
+        .chars()
+        .take(128)
+        .collect();
     if let Some(message) = report["errorMessage"].as_str() {
         tracing::info!(error_type = %error_type, error = message, "function reported an error");
     }
@@ -196,8 +248,15 @@ fn is_current(channel: &RuntimeChannel, id: u64) -> bool {
 
 /// Headers passed between caller and function: not hop-by-hop, not framing, not Kiln's own.
 pub(crate) fn is_forwardable(name: &HeaderName) -> bool {
-    const HOP_BY_HOP: [&str; 7] =
-        ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"];
+    const HOP_BY_HOP: [&str; 7] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+    ];
     let name = name.as_str();
     name != CONTENT_LENGTH.as_str() && !HOP_BY_HOP.contains(&name) && !name.starts_with("kiln-")
 }
@@ -220,6 +279,9 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Ful
     let body = serde_json::json!({"error": {"code": code, "message": message}});
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

@@ -22,14 +22,20 @@ pub(crate) struct BlobStore {
 
 impl BlobStore {
     pub(crate) fn open(data_dir: &Path) -> std::io::Result<BlobStore> {
-        let store = BlobStore { blobs: data_dir.join("blobs"), rootfs: data_dir.join("rootfs") };
+        let store = BlobStore {
+            blobs: data_dir.join("blobs"),
+            rootfs: data_dir.join("rootfs"),
+        };
         fs::create_dir_all(&store.blobs)?;
         fs::create_dir_all(&store.rootfs)?;
         Ok(store)
     }
 
     pub(crate) fn digest(bytes: &[u8]) -> String {
-        Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+        Sha256::digest(bytes)
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 
     /// Stores an executable and its root file system; `Ok(false)` if it was already stored.
@@ -96,7 +102,11 @@ mod tests {
         assert!(store.rootfs_path(&digest).join("run/kiln").is_dir());
         store.remove(&digest);
         assert!(!function.exists());
-        assert_eq!(fs::read_dir(dir.join("blobs")).unwrap().count(), 0, "partial files left behind");
+        assert_eq!(
+            fs::read_dir(dir.join("blobs")).unwrap().count(),
+            0,
+            "partial files left behind"
+        );
         fs::remove_dir_all(dir).unwrap();
     }
 }

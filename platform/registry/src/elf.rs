@@ -27,9 +27,11 @@ pub fn check_executable(bytes: &[u8]) -> Result<(), String> {
             return Err("ELF program headers run past the end of the file (truncated upload?)".into());
         };
         if u32::from_le_bytes(entry[..4].try_into().expect("four bytes")) == PT_INTERP {
-            return Err("executable is dynamically linked; functions run without system libraries, \
+            return Err(
+                "executable is dynamically linked; functions run without system libraries, \
                         so build it static (RUSTFLAGS='-C target-feature=+crt-static')"
-                .into());
+                    .into(),
+            );
         }
     }
     Ok(())
@@ -72,12 +74,19 @@ mod tests {
 
     #[test]
     fn refuses_the_rest() {
-        assert!(check_executable(b"#!/bin/sh\necho hi\n").unwrap_err().contains("not an ELF"));
+        assert!(
+            check_executable(b"#!/bin/sh\necho hi\n")
+                .unwrap_err()
+                .contains("not an ELF")
+        );
         assert!(check_executable(&elf(183, 1)).unwrap_err().contains("x86-64"));
-        assert!(check_executable(&elf(62, PT_INTERP)).unwrap_err().contains("dynamically linked"));
+        assert!(
+            check_executable(&elf(62, PT_INTERP))
+                .unwrap_err()
+                .contains("dynamically linked")
+        );
         let mut truncated = elf(62, 1);
         truncated.truncate(80);
         assert!(check_executable(&truncated).unwrap_err().contains("truncated"));
     }
-
 }

@@ -5,7 +5,9 @@ use crate::RegistryError;
 /// `what` names the thing in the error message ("function name", "tenant name").
 pub fn validate_name(what: &str, name: &str) -> Result<(), RegistryError> {
     let valid = (1..=63).contains(&name.len())
-        && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if valid {

@@ -36,7 +36,12 @@ pub struct Registry {
 
 impl Registry {
     pub fn open(store: Store, data_dir: &Path, config: RegistryConfig) -> std::io::Result<Registry> {
-        Ok(Registry { store, blobs: BlobStore::open(data_dir)?, config, cache: Arc::default() })
+        Ok(Registry {
+            store,
+            blobs: BlobStore::open(data_dir)?,
+            config,
+            cache: Arc::default(),
+        })
     }
 
     /// Stores a new version of `tenant/name` and makes it current.
@@ -49,7 +54,9 @@ impl Registry {
     ) -> Result<VersionRecord, RegistryError> {
         validate_name("function name", name)?;
         if executable.len() > self.config.upload_limit {
-            return Err(RegistryError::TooLarge { limit: self.config.upload_limit });
+            return Err(RegistryError::TooLarge {
+                limit: self.config.upload_limit,
+            });
         }
         check_executable(&executable).map_err(RegistryError::NotExecutable)?;
         let size_bytes = executable.len() as i64;
@@ -85,7 +92,11 @@ impl Registry {
         Ok(self.store.list_functions(tenant).await?)
     }
 
-    pub async fn show(&self, tenant: &str, name: &str) -> Result<Option<(FunctionRecord, Vec<VersionRecord>)>, RegistryError> {
+    pub async fn show(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<(FunctionRecord, Vec<VersionRecord>)>, RegistryError> {
         Ok(self.store.function_with_versions(tenant, name).await?)
     }
 

@@ -97,7 +97,11 @@ impl FunctionSettings {
             max_concurrency: self.max_concurrency as usize,
             min_warm: self.min_warm as usize,
             idle_timeout: Duration::from_secs(self.idle_timeout_s),
-            env: self.env.iter().map(|(key, value)| (key.clone(), value.clone())).collect(),
+            env: self
+                .env
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
             network: self.network,
         }
     }
@@ -111,7 +115,9 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
 ) -> Result<T, RegistryError> {
     match value.parse::<T>() {
         Ok(number) if number >= min && number <= max => Ok(number),
-        _ => Err(RegistryError::InvalidSetting(format!("{key} must be a whole number from {min} to {max}, got `{value}`"))),
+        _ => Err(RegistryError::InvalidSetting(format!(
+            "{key} must be a whole number from {min} to {max}, got `{value}`"
+        ))),
     }
 }
 
@@ -119,7 +125,9 @@ fn boolean(key: &str, value: &str) -> Result<bool, RegistryError> {
     match value {
         "true" | "1" | "on" => Ok(true),
         "false" | "0" | "off" => Ok(false),
-        _ => Err(RegistryError::InvalidSetting(format!("{key} must be true or false, got `{value}`"))),
+        _ => Err(RegistryError::InvalidSetting(format!(
+            "{key} must be true or false, got `{value}`"
+        ))),
     }
 }
 
@@ -143,13 +151,18 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let settings = FunctionSettings::from_query(Some("memory_mb=64&timeout_ms=500&env=GREETING=hi%20there&network=true"))
-            .unwrap();
+        let settings = FunctionSettings::from_query(Some(
+            "memory_mb=64&timeout_ms=500&env=GREETING=hi%20there&network=true",
+        ))
+        .unwrap();
         assert_eq!(settings.memory_mb, 64);
         assert_eq!(settings.timeout_ms, 500);
         assert_eq!(settings.env["GREETING"], "hi there");
         assert!(settings.network);
-        assert_eq!(settings.max_concurrency, FunctionSettings::default().max_concurrency);
+        assert_eq!(
+            settings.max_concurrency,
+            FunctionSettings::default().max_concurrency
+        );
         assert_eq!(settings.limits().memory_bytes, 64 << 20);
     }
 

@@ -51,7 +51,10 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts `program args...` as the sandbox process, its stdin being the control socket.
     /// Exits of containers arrive on the returned receiver.
-    pub fn spawn(program: &Path, args: &[&str]) -> Result<(Sandbox, mpsc::UnboundedReceiver<ContainerExit>), SandboxError> {
+    pub fn spawn(
+        program: &Path,
+        args: &[&str],
+    ) -> Result<(Sandbox, mpsc::UnboundedReceiver<ContainerExit>), SandboxError> {
         let (ours, theirs) = StdUnixStream::pair()?;
         let child = ProcessCommand::new(program)
             .args(args)
@@ -63,7 +66,11 @@ impl Sandbox {
         let (read_half, write_half) = UnixStream::from_std(ours)?.into_split();
         let pending: PendingReplies = Arc::default();
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_messages(BufReader::new(read_half), pending.clone(), exits_tx));
+        tokio::spawn(read_messages(
+            BufReader::new(read_half),
+            pending.clone(),
+            exits_tx,
+        ));
         let sandbox = Sandbox {
             writer: Arc::new(Mutex::new(write_half)),
             pending,
@@ -80,7 +87,11 @@ impl Sandbox {
 
     /// Kills a container and deletes its state and cgroup. Deleting an unknown container succeeds.
     pub async fn delete(&self, container: &str) -> Result<(), SandboxError> {
-        self.request(Command::Delete { container: container.to_owned() }).await.map(|_| ())
+        self.request(Command::Delete {
+            container: container.to_owned(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Closes the control socket, which makes the sandbox delete every container and exit.
@@ -94,10 +105,14 @@ impl Sandbox {
 
     async fn request(&self, command: Command) -> Result<i32, SandboxError> {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
-        let mut line = serde_json::to_vec(&Request { id, command }).map_err(|error| SandboxError::Failed(error.to_string()))?;
+        let mut line = serde_json::to_vec(&Request { id, command })
+            .map_err(|error| SandboxError::Failed(error.to_string()))?;
         line.push(b'\n');
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.pending.lock().expect("pending replies lock").insert(id, reply_tx);
+        self.pending
+            .lock()
+            .expect("pending replies lock")
+            .insert(id, reply_tx);
         let written = self.writer.lock().await.write_all(&line).await;
         if written.is_err() {
             self.pending.lock().expect("pending replies lock").remove(&id);

@@ -25,7 +25,10 @@ pub enum Command {
 pub enum Message {
     Reply(Reply),
     /// A container's init exited on its own; the sandbox already deleted it.
-    Exited { container: String, status: String },
+    Exited {
+        container: String,
+        status: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -41,7 +41,9 @@ impl ChildExits {
     /// Empties the pipe so the next poll sleeps until a new SIGCHLD.
     pub fn drain(&self) {
         let mut buffer = [0u8; 64];
-        while matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.read), &mut buffer), Ok(n) if n > 0) {}
+        while matches!(nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(&self.read), &mut buffer), Ok(n) if n > 0)
+        {
+        }
     }
 }
 

@@ -15,10 +15,10 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
+use crate::ContainerSpec;
 use crate::oci::config_json;
 use crate::protocol::{Command, Message, Reply, Request};
 use crate::reaper::{ChildExits, reap_exited};
-use crate::ContainerSpec;
 
 /// Runs the sandbox until its control socket closes, then deletes every container it holds.
 ///
@@ -27,7 +27,10 @@ use crate::ContainerSpec;
 /// deleted first.
 pub fn serve(control: UnixStream, state_root: &Path) -> std::io::Result<()> {
     fs::create_dir_all(state_root.join("bundles"))?;
-    let mut sandbox = SandboxProcess { state_root: state_root.to_path_buf(), running: HashMap::new() };
+    let mut sandbox = SandboxProcess {
+        state_root: state_root.to_path_buf(),
+        running: HashMap::new(),
+    };
     sandbox.delete_leftovers();
     let exits = ChildExits::install().map_err(std::io::Error::from)?;
     let mut reader = BufReader::new(control.try_clone()?);
@@ -41,7 +44,11 @@ pub fn serve(control: UnixStream, state_root: &Path) -> std::io::Result<()> {
                 PollFd::new(reader.get_ref().as_fd(), PollFlags::POLLIN),
                 PollFd::new(exits.fd(), PollFlags::POLLIN),
             ];
-            let timeout = if buffered { PollTimeout::ZERO } else { PollTimeout::NONE };
+            let timeout = if buffered {
+                PollTimeout::ZERO
+            } else {
+                PollTimeout::NONE
+            };
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -63,8 +70,14 @@ pub fn serve(control: UnixStream, state_root: &Path) -> std::io::Result<()> {
                 return Ok(());
             }
             let reply = match serde_json::from_str::<Request>(&line) {
-                Ok(request) => Reply { id: request.id, outcome: sandbox.handle(request.command) },
-                Err(error) => Reply { id: 0, outcome: Err(format!("unreadable request: {error}")) },
+                Ok(request) => Reply {
+                    id: request.id,
+                    outcome: sandbox.handle(request.command),
+                },
+                Err(error) => Reply {
+                    id: 0,
+                    outcome: Err(format!("unreadable request: {error}")),
+                },
             };
             send(&mut writer, &Message::Reply(reply))?;
         }
@@ -96,9 +109,11 @@ impl SandboxProcess {
 
     fn create(&mut self, spec: &ContainerSpec) -> Result<i32, String> {
         let bundle = self.bundle_dir(&spec.id);
-        fs::create_dir_all(&bundle).map_err(|error| format!("create bundle {}: {error}", bundle.display()))?;
+        fs::create_dir_all(&bundle)
+            .map_err(|error| format!("create bundle {}: {error}", bundle.display()))?;
         let config = serde_json::to_vec(&config_json(spec)).map_err(|error| error.to_string())?;
-        fs::write(bundle.join("config.json"), config).map_err(|error| format!("write config.json: {error}"))?;
+        fs::write(bundle.join("config.json"), config)
+            .map_err(|error| format!("write config.json: {error}"))?;
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -121,7 +136,9 @@ impl SandboxProcess {
             .map_err(|error| format!("create container: {error}"))?;
         let pid = container.pid().ok_or("container has no init pid")?;
         self.running.insert(spec.id.clone(), pid);
-        container.start().map_err(|error| format!("start container: {error}"))?;
+        container
+            .start()
+            .map_err(|error| format!("start container: {error}"))?;
         Ok(pid.as_raw())
     }
 
@@ -153,13 +170,20 @@ impl SandboxProcess {
     fn collect_exits(&mut self) -> Vec<Message> {
         let mut messages = Vec::new();
         for (pid, status) in reap_exited() {
-            let Some(id) = self.running.iter().find(|(_, running)| **running == pid).map(|(id, _)| id.clone())
+            let Some(id) = self
+                .running
+                .iter()
+                .find(|(_, running)| **running == pid)
+                .map(|(id, _)| id.clone())
             else {
                 continue;
             };
             self.running.remove(&id);
             self.delete_state(&id);
-            messages.push(Message::Exited { container: id, status });
+            messages.push(Message::Exited {
+                container: id,
+                status,
+            });
         }
         messages
     }
@@ -173,7 +197,9 @@ impl SandboxProcess {
 
     /// Deletes state left by an earlier sandbox process that died without cleaning up.
     fn delete_leftovers(&mut self) {
-        let Ok(entries) = fs::read_dir(&self.state_root) else { return };
+        let Ok(entries) = fs::read_dir(&self.state_root) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name != "bundles" && entry.path().join("state.json").exists() {

@@ -36,15 +36,27 @@ async fn run_all() {
     sandbox.create(spec.clone()).await.expect("create container");
     let report = wait_for_file(&spec.runtime_dir.join("report")).await;
     assert!(report.contains("started"), "function did not run: {report}");
-    assert!(report.contains("rootfs read-only"), "root file system is writable: {report}");
-    assert!(report.contains("no network"), "network namespace missing: {report}");
+    assert!(
+        report.contains("rootfs read-only"),
+        "root file system is writable: {report}"
+    );
+    assert!(
+        report.contains("no network"),
+        "network namespace missing: {report}"
+    );
     println!("test container_runs_isolated ... ok");
 
     // 2. Delete kills it and leaves no state nor cgroup.
     sandbox.delete("kt-run").await.expect("delete container");
     assert!(!state.join("kt-run").exists(), "youki state left behind");
-    assert!(!Path::new("/sys/fs/cgroup/memory/kiln/kt-run").exists(), "memory cgroup left behind");
-    assert!(!Path::new("/sys/fs/cgroup/pids/kiln/kt-run").exists(), "pids cgroup left behind");
+    assert!(
+        !Path::new("/sys/fs/cgroup/memory/kiln/kt-run").exists(),
+        "memory cgroup left behind"
+    );
+    assert!(
+        !Path::new("/sys/fs/cgroup/pids/kiln/kt-run").exists(),
+        "pids cgroup left behind"
+    );
     println!("test delete_leaves_nothing ... ok");
 
     // 3. A function that exits on its own is reported and cleaned up by the sandbox.
@@ -57,7 +69,10 @@ async fn run_all() {
         .expect("exit channel closed");
     assert_eq!(exit.container, "kt-exit");
     assert_eq!(exit.status, "exited with code 3");
-    assert!(!state.join("kt-exit").exists(), "exited container's state left behind");
+    assert!(
+        !state.join("kt-exit").exists(),
+        "exited container's state left behind"
+    );
     println!("test exit_is_reported ... ok");
 
     // 4. Closing the control socket deletes every container still running.
@@ -65,7 +80,10 @@ async fn run_all() {
     sandbox.create(spec.clone()).await.expect("create container");
     wait_for_file(&spec.runtime_dir.join("report")).await;
     sandbox.shutdown().await.expect("shutdown");
-    assert!(!state.join("kt-left").exists(), "container survived sandbox shutdown");
+    assert!(
+        !state.join("kt-left").exists(),
+        "container survived sandbox shutdown"
+    );
     println!("test shutdown_deletes_all ... ok");
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -107,7 +125,11 @@ report=/run/kiln/report
 exec /bin/busybox sleep 600
 "#;
     std::fs::write(rootfs.join("function"), script).unwrap();
-    std::fs::set_permissions(rootfs.join("function"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        rootfs.join("function"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     rootfs
 }
 

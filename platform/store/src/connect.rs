@@ -36,7 +36,9 @@ impl Store {
     pub fn new(config: &StoreConfig) -> Result<Store, StoreError> {
         let mut pool_config = Config::new();
         pool_config.url = Some(config.url.clone());
-        pool_config.manager = Some(ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        pool_config.manager = Some(ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        });
         let mut limits = PoolConfig::new(config.pool_size);
         limits.timeouts = Timeouts {
             wait: Some(config.timeout),

@@ -45,7 +45,8 @@ pub enum VersionSelector {
     Digest(String),
 }
 
-const VERSION_COLUMNS: &str = "v.tenant, v.function, v.version, v.digest, v.size_bytes, v.settings, v.created_at";
+const VERSION_COLUMNS: &str =
+    "v.tenant, v.function, v.version, v.digest, v.size_bytes, v.settings, v.created_at";
 
 impl Store {
     /// Records a new version and points the function at it, creating the function if needed.
@@ -66,7 +67,13 @@ impl Store {
                  SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5
                  FROM function_versions WHERE tenant = $1 AND function = $2
                  RETURNING tenant, function, version, digest, size_bytes, settings, created_at",
-                &[&new.tenant, &new.function, &new.digest, &new.size_bytes, &new.settings],
+                &[
+                    &new.tenant,
+                    &new.function,
+                    &new.digest,
+                    &new.size_bytes,
+                    &new.settings,
+                ],
             )
             .await?;
         let record = version_from_row(&row);
@@ -145,7 +152,9 @@ impl Store {
         selector: &VersionSelector,
     ) -> Result<Option<VersionRecord>, StoreError> {
         let client = self.pool.get().await?;
-        let base = format!("SELECT {VERSION_COLUMNS} FROM function_versions v WHERE v.tenant = $1 AND v.function = $2");
+        let base = format!(
+            "SELECT {VERSION_COLUMNS} FROM function_versions v WHERE v.tenant = $1 AND v.function = $2"
+        );
         let row = match selector {
             VersionSelector::Current => {
                 client
@@ -176,7 +185,12 @@ impl Store {
     }
 
     /// Points a function back (or forward) at one of its versions; `Ok(false)` if there is no such version.
-    pub async fn set_current_version(&self, tenant: &str, name: &str, version: i32) -> Result<bool, StoreError> {
+    pub async fn set_current_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        version: i32,
+    ) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let updated = client
             .execute(
@@ -205,7 +219,10 @@ impl Store {
             .map(|row| row.get(0))
             .collect();
         let deleted = transaction
-            .execute("DELETE FROM functions WHERE tenant = $1 AND name = $2", &[&tenant, &name])
+            .execute(
+                "DELETE FROM functions WHERE tenant = $1 AND name = $2",
+                &[&tenant, &name],
+            )
             .await?;
         if deleted == 0 {
             return Ok(None);
@@ -220,14 +237,22 @@ impl Store {
             .map(|row| row.get(0))
             .collect();
         transaction.commit().await?;
-        Ok(Some(digests.into_iter().filter(|digest| !still_used.contains(digest)).collect()))
+        Ok(Some(
+            digests
+                .into_iter()
+                .filter(|digest| !still_used.contains(digest))
+                .collect(),
+        ))
     }
 
     /// True if any version of any function refers to `digest`.
     pub async fn digest_in_use(&self, digest: &str) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT 1 FROM function_versions WHERE digest = $1 LIMIT 1", &[&digest])
+            .query_opt(
+                "SELECT 1 FROM function_versions WHERE digest = $1 LIMIT 1",
+                &[&digest],
+            )
             .await?;
         Ok(row.is_some())
     }

@@ -76,7 +76,10 @@ impl Store {
     pub async fn delete_tenant_key(&self, tenant: &str, kid: &str) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;
         let removed = client
-            .execute("DELETE FROM tenant_keys WHERE tenant = $1 AND kid = $2", &[&tenant, &kid])
+            .execute(
+                "DELETE FROM tenant_keys WHERE tenant = $1 AND kid = $2",
+                &[&tenant, &kid],
+            )
             .await?;
         Ok(removed > 0)
     }
@@ -103,7 +106,11 @@ impl Store {
                 material: key.get(2),
             })
             .collect();
-        Ok(Some(TenantAuth { issuer: row.get(0), audience: row.get(1), keys }))
+        Ok(Some(TenantAuth {
+            issuer: row.get(0),
+            audience: row.get(1),
+            keys,
+        }))
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {

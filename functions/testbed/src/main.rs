@@ -1,0 +1,175 @@
+//! The testbed function: one route (`Kiln-Path`) per behaviour Kiln's end-to-end tests and benchmarks need.
+//!
+//! Routes match on the first path segment, so `/echo/deep/path` is `/echo`.
+//!
+//! | route | behaviour |
+//! |---|---|
+//! | `/echo` | `200`, body = request body; `x-method`, `x-path`, `x-query` (only when the URL had a query) and every request header `x-*` echoed |
+//! | `/status?code=N` | status `N`, body `status N` |
+//! | `/crash` | a line on stderr, then exit code 3 without responding |
+//! | `/sleep?ms=N` | sleeps `N` ms, then `200` `slept N` |
+//! | `/fail` | error report with error type `TestFailure` |
+//! | `/instance` | `200`, body = an id unique to this process (same id = same warm process; the pid alone is always 1 in a container) |
+//! | `/big?bytes=N` | `200`, `N` bytes of `x` |
+//! | anything else | `404` `no such testbed route` |
+
+use std::time::Duration;
+
+use kiln_sdk::{Failure, Invocation, Response};
+
+/// Largest `/big` body, so a typo cannot exhaust the container's memory.
+const BIG_LIMIT: u64 = 1 << 30;
+
+fn main() {
+    kiln_sdk::serve(handle)
+}
+
+fn handle(invocation: &Invocation) -> Result<Response, Failure> {
+    let route = invocation.path.split('/').nth(1).unwrap_or_default();
+    Ok(match route {
+        "echo" => echo(invocation),
+        "status" => match number_param(invocation, "code") {
+            Ok(code) => Response::text(u16::try_from(code).unwrap_or(u16::MAX), format!("status {code}")),
+            Err(response) => response,
+        },
+        "crash" => {
+            eprintln!("testbed: /crash requested, exiting with code 3 without responding");
+            std::process::exit(3);
+        }
+        "sleep" => match number_param(invocation, "ms") {
+            Ok(ms) => {
+                std::thread::sleep(Duration::from_millis(ms));
+                Response::text(200, format!("slept {ms}"))
+            }
+            Err(response) => response,
+        },
+        "fail" => return Err(Failure::new("TestFailure", "the testbed was asked to fail")),
+        "instance" => Response::text(200, instance_id()),
+        "big" => match number_param(invocation, "bytes") {
+            Ok(bytes) if bytes <= BIG_LIMIT => Response::new(200)
+                .header("content-type", "text/plain")
+                .body(vec![b'x'; bytes as usize]),
+            Ok(_) => Response::text(400, format!("bytes is limited to {BIG_LIMIT}")),
+            Err(response) => response,
+        },
+        _ => Response::text(404, "no such testbed route"),
+    })
+}
+
+/// The pid plus the time of the first call: unique per process even across pid namespaces.
+fn instance_id() -> String {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE
+        .get_or_init(|| {
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            format!("{}-{}", std::process::id(), since_epoch.as_nanos())
+        })
+        .clone()
+}
+
+fn echo(invocation: &Invocation) -> Response {
+    let mut response = Response::new(200)
+        .header("x-method", invocation.method.as_str())
+        .header("x-path", invocation.path.as_str());
+    if let Some(query) = &invocation.query {
+        response = response.header("x-query", query.as_str());
+    }
+    for (name, value) in &invocation.headers {
+        if name.len() >= 2 && name[..2].eq_ignore_ascii_case("x-") {
+            response = response.header(name.as_str(), value.as_str());
+        }
+    }
+    response.body(invocation.body.clone())
+}
+
+/// Query parameter `name` as a number, or a `400` response saying what is wrong.
+fn number_param(invocation: &Invocation, name: &str) -> Result<u64, Response> {
+    let value = invocation.query_param(name).unwrap_or_default();
+    value.parse().map_err(|_| {
+        Response::text(
+            400,
+            format!("{name} must be a non-negative integer, got {value:?}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(path: &str, query: Option<&str>) -> Result<Response, Failure> {
+        handle(&Invocation {
+            id: "1".into(),
+            method: "PUT".into(),
+            path: path.into(),
+            query: query.map(str::to_owned),
+            headers: vec![
+                ("X-Trace".into(), "t1".into()),
+                ("accept".into(), "*/*".into()),
+                ("x-trace".into(), "t2".into()),
+            ],
+            body: b"\x00payload\xff".to_vec(),
+            deadline_ms: 0,
+        })
+    }
+
+    fn text(response: &Response) -> String {
+        String::from_utf8_lossy(response.body_bytes()).into_owned()
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn echo_returns_body_and_request_details() {
+        let response = call("/echo/deep/path", Some("a=1&b")).unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.body_bytes(), b"\x00payload\xff");
+        let expected = pairs(&[
+            ("x-method", "PUT"),
+            ("x-path", "/echo/deep/path"),
+            ("x-query", "a=1&b"),
+            ("X-Trace", "t1"),
+            ("x-trace", "t2"),
+        ]);
+        assert_eq!(response.headers(), expected);
+        let without_query = call("/echo", None).unwrap();
+        assert!(!without_query.headers().iter().any(|(name, _)| name == "x-query"));
+    }
+
+    #[test]
+    fn status_route_sets_the_status() {
+        let response = call("/status", Some("code=418")).unwrap();
+        assert_eq!(
+            (response.status(), text(&response)),
+            (418, "status 418".to_owned())
+        );
+        assert_eq!(call("/status", None).unwrap().status(), 400);
+        assert_eq!(call("/status", Some("code=x")).unwrap().status(), 400);
+    }
+
+    #[test]
+    fn sleep_instance_fail_big_and_unknown_routes() {
+        assert_eq!(text(&call("/sleep", Some("ms=5")).unwrap()), "slept 5");
+        let instance = text(&call("/instance", None).unwrap());
+        assert!(instance.starts_with(&format!("{}-", std::process::id())));
+        assert_eq!(
+            text(&call("/instance", None).unwrap()),
+            instance,
+            "stable within a process"
+        );
+        assert_eq!(call("/fail", None).unwrap_err().error_type, "TestFailure");
+        let big = call("/big", Some("bytes=1000")).unwrap();
+        assert_eq!(big.body_bytes(), vec![b'x'; 1000]);
+        assert_eq!(call("/big", Some("bytes=0")).unwrap().body_bytes().len(), 0);
+        assert_eq!(call("/big", Some("bytes=99999999999")).unwrap().status(), 400);
+        let missing = call("/nope", None).unwrap();
+        assert_eq!(
+            (missing.status(), text(&missing)),
+            (404, "no such testbed route".to_owned())
+        );
+    }
+}
