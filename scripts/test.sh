@@ -19,4 +19,4 @@ cargo build -p kilnd
 export KILND_BIN="$KILN_ROOT/target/debug/kilnd"
 
 say "running tests"
-cargo test --workspace --exclude hello --exclude testbed "$@"
+cargo test --workspace "$@"

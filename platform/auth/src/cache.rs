@@ -16,11 +16,13 @@ const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 /// Bound on cached tenants, so tokens naming random tenants cannot grow memory.
 const KEY_CACHE_MAX: usize = 10_000;
 
+/// Parsed keys by tenant, `None` for "no such tenant", with the time they were read.
+type KeyCache = HashMap<String, (Instant, Option<Arc<TenantVerifier>>)>;
+
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
-    /// Parsed keys by tenant, `None` for "no such tenant", with the time they were read.
-    cache: Arc<Mutex<HashMap<String, (Instant, Option<Arc<TenantVerifier>>)>>>,
+    cache: Arc<Mutex<KeyCache>>,
 }
 
 impl Authenticator {

@@ -89,7 +89,7 @@ impl<R: Runner> App<R> {
             status = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
-        let response = async {
+        async {
             let response = self.route(request).await.unwrap_or_else(ApiError::into_response);
             let span = tracing::Span::current();
             span.record("status", response.status().as_u16());
@@ -102,8 +102,7 @@ impl<R: Runner> App<R> {
             response
         }
         .instrument(span)
-        .await;
-        response
+        .await
     }
 
     async fn route<B>(&self, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>

@@ -51,12 +51,15 @@ pub struct Dispatcher {
     inner: Arc<Inner>,
 }
 
+/// Every live container with its pool, by container id.
+type LiveContainers = HashMap<String, (Arc<Pool>, Arc<Container>)>;
+
 struct Inner {
     sandbox: Sandbox,
     config: DispatcherConfig,
     pools: Mutex<HashMap<(String, String, i32), Arc<Pool>>>,
-    /// Every live container with its pool, by id; routes exit reports.
-    containers: Mutex<HashMap<String, (Arc<Pool>, Arc<Container>)>>,
+    /// Routes exit reports to the container and its pool.
+    containers: Mutex<LiveContainers>,
     /// Makes container ids (and so cgroup paths) unique among kilnd processes on one host.
     id_prefix: String,
     next_container: AtomicU64,

@@ -23,15 +23,16 @@ pub struct RegistryConfig {
     pub upload_limit: usize,
 }
 
-type ResolveKey = (String, String, String);
+/// Recently resolved targets (or "no such function") by tenant, function and selector,
+/// with the time they were read.
+type ResolveCache = HashMap<(String, String, String), (Instant, Option<Arc<FunctionTarget>>)>;
 
 #[derive(Clone)]
 pub struct Registry {
     store: Store,
     blobs: BlobStore,
     config: RegistryConfig,
-    /// Recently resolved targets (or "no such function"), by tenant, function and selector.
-    cache: Arc<Mutex<HashMap<ResolveKey, (Instant, Option<Arc<FunctionTarget>>)>>>,
+    cache: Arc<Mutex<ResolveCache>>,
 }
 
 impl Registry {

@@ -95,10 +95,7 @@ impl SandboxProcess {
         match command {
             Command::Create(spec) => {
                 let id = spec.id.clone();
-                self.create(&spec).map_err(|error| {
-                    self.delete(&id);
-                    error
-                })
+                self.create(&spec).inspect_err(|_| self.delete(&id))
             }
             Command::Delete { container } => {
                 self.delete(&container);
