@@ -44,11 +44,12 @@ fn workspace_root() -> PathBuf {
 impl Kiln {
     /// Starts kilnd with a fresh database; `env` adds or overrides KILN_* variables.
     pub async fn start(env: &[(&str, &str)]) -> Kiln {
-        let base_url =
-            std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test.sh sets it)");
         let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
-        let database = format!("kiln_e2e_{}_{instance}", std::process::id());
-        admin_sql(&base_url, &format!("CREATE DATABASE {database}")).await;
+        let TestDatabase {
+            base_url,
+            name: database,
+            url: database_url,
+        } = TestDatabase::create().await;
         let data_dir = PathBuf::from(format!("/tmp/kt-{}-{instance}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).unwrap();
@@ -58,7 +59,7 @@ impl Kiln {
         let log = std::fs::File::create(data_dir.join("kilnd.log")).unwrap();
         let mut command = Command::new(&kilnd);
         command
-            .env("DATABASE_URL", database_url(&base_url, &database))
+            .env("DATABASE_URL", &database_url)
             .env("KILN_PORT", "0")
             .env("KILN_DATA_DIR", &data_dir)
             .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
@@ -207,11 +208,12 @@ impl Kiln {
     /// Stops kilnd and removes its database and data folder.
     pub async fn finish(mut self) {
         self.stop().await;
-        admin_sql(
-            &self.base_url,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
-        )
-        .await;
+        let database = TestDatabase {
+            base_url: self.base_url.clone(),
+            name: self.database.clone(),
+            url: String::new(),
+        };
+        database.drop().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
@@ -223,6 +225,38 @@ pub fn tenant_secret(tenant: &str) -> String {
 
 fn read_log(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.join("kilnd.log")).unwrap_or_default()
+}
+
+/// A fresh, empty database made from `DATABASE_URL` (whose role may create databases).
+pub struct TestDatabase {
+    base_url: String,
+    pub name: String,
+    /// URL of the fresh database.
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
+        let base_url =
+            std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test.sh sets it)");
+        let name = format!(
+            "kiln_e2e_{}_{}",
+            std::process::id(),
+            NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+        );
+        admin_sql(&base_url, &format!("CREATE DATABASE {name}")).await;
+        let url = database_url(&base_url, &name);
+        TestDatabase { base_url, name, url }
+    }
+
+    pub async fn drop(self) {
+        admin_sql(
+            &self.base_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        )
+        .await;
+    }
 }
 
 fn database_url(base: &str, database: &str) -> String {

@@ -52,6 +52,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tmpfs_bytes: 16 << 20,
         },
     );
+    for target in registry
+        .targets_to_prewarm()
+        .await
+        .context("listing functions to pre-warm")?
+    {
+        tracing::info!(tenant = %target.tenant, function = %target.function, min_warm = target.limits.min_warm, "pre-warming");
+        dispatcher.prewarm(std::sync::Arc::new(target));
+    }
     let app = App::new(
         store,
         registry,

@@ -139,6 +139,12 @@ impl Registry {
         }
     }
 
+    /// Targets whose `min_warm` containers should be started when kilnd starts.
+    pub async fn targets_to_prewarm(&self) -> Result<Vec<FunctionTarget>, RegistryError> {
+        let versions = self.store.versions_to_prewarm().await?;
+        Ok(versions.iter().map(|version| self.target(version)).collect())
+    }
+
     /// Points `tenant/name` at an earlier (or later) version; `Ok(false)` if there is none such.
     pub async fn set_current(&self, tenant: &str, name: &str, version: i32) -> Result<bool, RegistryError> {
         let changed = self.store.set_current_version(tenant, name, version).await?;

@@ -245,6 +245,23 @@ impl Store {
         ))
     }
 
+    /// The current versions, across tenants, whose settings ask for warm containers.
+    pub async fn versions_to_prewarm(&self) -> Result<Vec<VersionRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {VERSION_COLUMNS} FROM functions f
+                     JOIN function_versions v ON v.tenant = f.tenant AND v.function = f.name
+                                             AND v.version = f.current_version
+                     WHERE coalesce((v.settings ->> 'min_warm')::int, 0) > 0"
+                ),
+                &[],
+            )
+            .await?;
+        Ok(rows.iter().map(version_from_row).collect())
+    }
+
     /// True if any version of any function refers to `digest`.
     pub async fn digest_in_use(&self, digest: &str) -> Result<bool, StoreError> {
         let client = self.pool.get().await?;

@@ -1,0 +1,101 @@
+//! Cold invocations: the first call of a function with no warm container, through kilnd,
+//! against a raw youki (libcontainer) create+start of the same kind of bundle.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::Method;
+use sandbox::{ContainerSpec, Sandbox};
+
+use crate::kiln_client::KilnTarget;
+use crate::stats::{ms, summarize};
+
+pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -> anyhow::Result<()> {
+    let work = std::env::temp_dir().join(format!("kiln-bench-cold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let rootfs = make_rootfs(&work, testbed)?;
+    let state = work.join("state");
+    let (sandbox, _exits) = Sandbox::spawn(kilnd, &["sandbox", "--state", &state.to_string_lossy()])?;
+
+    let mut raw = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let spec = spec(&work, &rootfs, &format!("kb-{}-{run}", std::process::id()))?;
+        let started = Instant::now();
+        sandbox.create(spec.clone()).await.context("raw create+start")?;
+        raw.push(started.elapsed());
+        sandbox.delete(&spec.id).await?;
+    }
+    sandbox.shutdown().await?;
+
+    let executable = std::fs::read(testbed)?;
+    let body = Bytes::from_static(b"cold");
+    let mut through = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let name = format!("bench-cold-{run}");
+        kiln.upload(&name, &executable, "").await?;
+        let (status, echoed, elapsed) = kiln
+            .call(
+                Method::POST,
+                &format!("/fn/{}/{name}/echo", kiln.tenant),
+                body.clone(),
+            )
+            .await?;
+        if status != 200 || echoed != body {
+            bail!(
+                "cold call answered {status}: {}",
+                String::from_utf8_lossy(&echoed)
+            );
+        }
+        through.push(elapsed);
+        kiln.delete(&name).await?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+
+    let raw = summarize(raw);
+    let cold = summarize(through);
+    println!("| measure ({runs} runs) | raw youki create+start | cold invocation through kilnd | ratio |");
+    println!("|---|---|---|---|");
+    for (name, raw, cold) in [
+        ("p50", raw.p50, cold.p50),
+        ("p99", raw.p99, cold.p99),
+        ("mean", raw.mean, cold.mean),
+    ] {
+        println!(
+            "| {name} | {} | {} | {:.2}× |",
+            ms(raw),
+            ms(cold),
+            cold.as_secs_f64() / raw.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn make_rootfs(work: &Path, testbed: &Path) -> anyhow::Result<PathBuf> {
+    let rootfs = work.join("rootfs");
+    for dir in ["proc", "dev", "tmp", "run/kiln"] {
+        std::fs::create_dir_all(rootfs.join(dir))?;
+    }
+    std::fs::copy(testbed, rootfs.join("function")).context("copying the testbed")?;
+    Ok(rootfs)
+}
+
+/// The same limits and isolation a Kiln container gets by default.
+fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
+    let runtime_dir = work.join("run").join(id);
+    std::fs::create_dir_all(&runtime_dir)?;
+    Ok(ContainerSpec {
+        id: id.to_owned(),
+        rootfs: rootfs.to_path_buf(),
+        runtime_dir,
+        log_path: work.join("raw.log"),
+        env: vec!["KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into()],
+        memory_bytes: 128 << 20,
+        cpu_shares: 1024,
+        cpu_quota_us: None,
+        pids_limit: 64,
+        network: false,
+        tmpfs_bytes: 16 << 20,
+    })
+}

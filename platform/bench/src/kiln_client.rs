@@ -1,0 +1,73 @@
+//! Talking to a running kilnd: invoke and upload over keep-alive HTTP/1.1.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Clone)]
+pub struct KilnTarget {
+    pub url: String,
+    pub tenant: String,
+    bearer: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl KilnTarget {
+    pub fn new(url: String, token: String, tenant: String) -> KilnTarget {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        KilnTarget {
+            url,
+            tenant,
+            bearer: format!("Bearer {token}"),
+            client,
+        }
+    }
+
+    /// Sends one request; returns the status, the body and the time it took.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> anyhow::Result<(u16, Bytes, Duration)> {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.url))
+            .header("authorization", &self.bearer)
+            .body(Full::new(body))?;
+        let started = Instant::now();
+        let response = self.client.request(request).await.context("request failed")?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body, started.elapsed()))
+    }
+
+    /// Uploads the testbed as function `name` with `settings`.
+    pub async fn upload(&self, name: &str, executable: &[u8], settings: &str) -> anyhow::Result<()> {
+        let path = format!("/v1/functions/{name}?{settings}");
+        let (status, body, _) = self
+            .call(Method::PUT, &path, Bytes::copy_from_slice(executable))
+            .await?;
+        if status != 201 {
+            bail!(
+                "upload of {name} failed with {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(())
+    }
+
+    pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
+        self.call(Method::DELETE, &format!("/v1/functions/{name}"), Bytes::new())
+            .await?;
+        Ok(())
+    }
+}

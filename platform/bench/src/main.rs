@@ -1,0 +1,68 @@
+//! `kiln-bench`: Kiln's figures measured side by side with their baselines.
+//!
+//! - `warm`: invocations through a running kilnd vs the same function called directly on
+//!   its runtime socket (no front door, auth, registry or pool);
+//! - `cold`: first invocations of fresh functions vs raw youki create+start of the same bundle;
+//! - `rss`: resident memory of kilnd and its sandbox process.
+//!
+//! Run through `scripts/bench.sh`, which builds everything and starts kilnd.
+
+mod cold;
+mod direct;
+mod kiln_client;
+mod stats;
+mod warm;
+
+use anyhow::{Context, bail};
+
+const USAGE: &str = "usage:
+  kiln-bench warm --url URL --token JWT --tenant T --testbed PATH [--requests N] [--concurrency C] [--seconds S]
+  kiln-bench cold --url URL --token JWT --tenant T --testbed PATH --kilnd PATH [--runs N]
+  kiln-bench rss --pid PID";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, flags) = args.split_first().context(USAGE)?;
+    let flag = |name: &str| -> Option<String> {
+        flags
+            .iter()
+            .position(|arg| arg == name)
+            .and_then(|index| flags.get(index + 1))
+            .cloned()
+    };
+    let required = |name: &str| flag(name).with_context(|| format!("{name} is required\n{USAGE}"));
+    let number = |name: &str, default: usize| -> anyhow::Result<usize> {
+        flag(name)
+            .map(|value| value.parse().with_context(|| format!("{name} must be a number")))
+            .unwrap_or(Ok(default))
+    };
+    match command.as_str() {
+        "warm" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            let settings = warm::WarmSettings {
+                requests: number("--requests", 5_000)?,
+                concurrency: number("--concurrency", 4)?,
+                seconds: number("--seconds", 10)? as u64,
+            };
+            warm::run(&target, required("--testbed")?.as_ref(), &settings).await
+        }
+        "cold" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            let testbed = required("--testbed")?;
+            let kilnd = required("--kilnd")?;
+            cold::run(&target, testbed.as_ref(), kilnd.as_ref(), number("--runs", 30)?).await
+        }
+        "rss" => {
+            let pid = required("--pid")?;
+            let kilnd = stats::rss_kib(&pid)?;
+            let sandbox = stats::child_rss_kib(&pid)?;
+            println!("| kilnd RSS | {:.1} MB |", kilnd as f64 / 1024.0);
+            println!("| sandbox process RSS | {:.1} MB |", sandbox as f64 / 1024.0);
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}

@@ -1,0 +1,51 @@
+//! Latency percentiles and process memory readings.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// Summary of a set of latencies.
+pub struct Summary {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub mean: Duration,
+}
+
+pub fn summarize(mut samples: Vec<Duration>) -> Summary {
+    samples.sort();
+    let at = |quantile: f64| samples[((samples.len() - 1) as f64 * quantile).round() as usize];
+    let total: Duration = samples.iter().sum();
+    Summary {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean: total / samples.len() as u32,
+    }
+}
+
+pub fn ms(duration: Duration) -> String {
+    format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// Resident set size of a process, in KiB.
+pub fn rss_kib(pid: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("no process {pid}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS line")
+}
+
+/// Summed RSS of a process's direct children (kilnd's sandbox process), in KiB.
+pub fn child_rss_kib(pid: &str) -> anyhow::Result<u64> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let mut total = 0;
+    for child in children.split_whitespace() {
+        let command = std::fs::read_to_string(format!("/proc/{child}/cmdline")).unwrap_or_default();
+        if command.contains("sandbox") {
+            total += rss_kib(child)?;
+        }
+    }
+    Ok(total)
+}

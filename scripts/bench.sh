@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Measures Kiln's figures side by side with their baselines and prints Markdown tables:
+# warm invocation overhead vs direct socket calls, cold invocations vs raw youki
+# create+start, kilnd's idle memory and its memory per warm container.
+# Usage: scripts/bench.sh [warm|cold|rss|all]   (needs root; builds in release mode)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$KILN_ROOT"
+
+which="${1:-all}"
+kiln_install_packages
+database_url="$(kiln_database_url)"
+say "building (release)"
+cargo build --release -p kilnd -p bench >&2
+testbed="$(scripts/build-function.sh testbed)"
+kilnd="$KILN_ROOT/target/release/kilnd"
+bench="$KILN_ROOT/target/release/kiln-bench"
+
+bench_db="kiln_bench_$$"
+bench_url="${database_url%/*}/$bench_db"
+data_dir="/tmp/kiln-bench-$$"
+psql -q "$database_url" -c "CREATE DATABASE $bench_db" >&2
+mkdir -p "$data_dir"
+secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+DATABASE_URL="$bench_url" "$kilnd" tenant create bench --secret "$secret" >/dev/null
+token="$("$kilnd" token mint --tenant bench --secret "$secret" --ttl 7200)"
+
+DATABASE_URL="$bench_url" KILN_PORT=0 KILN_DATA_DIR="$data_dir" RUST_LOG=warn \
+  "$kilnd" >"$data_dir/stdout" 2>"$data_dir/kilnd.log" &
+kilnd_pid=$!
+cleanup() {
+  kill -TERM "$kilnd_pid" 2>/dev/null && wait "$kilnd_pid" 2>/dev/null || true
+  psql -q "$database_url" -c "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >&2 || true
+  rm -rf "$data_dir"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  grep -q "listening on" "$data_dir/stdout" 2>/dev/null && break
+  sleep 0.1
+done
+url="$(sed -n 's/^kilnd listening on //p' "$data_dir/stdout")"
+[ -n "$url" ] || { cat "$data_dir/kilnd.log" >&2; exit 1; }
+target=(--url "$url" --token "$token" --tenant bench --testbed "$testbed")
+
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+echo
+if [ "$which" = rss ] || [ "$which" = all ]; then
+  sleep 1
+  echo "### Memory"
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  "$bench" rss --pid "$kilnd_pid" | sed 's/^| kilnd RSS/| kilnd RSS, idle/; s/^| sandbox process RSS/| sandbox process RSS, idle/'
+  idle_kib="$(awk '/VmRSS/ {print $2}' "/proc/$kilnd_pid/status")"
+  warm=20
+  curl -fsS -X PUT -H "Authorization: Bearer $token" --data-binary "@$testbed" \
+    "$url/v1/functions/bench-rss?min_warm=$warm&max_concurrency=$warm" >/dev/null
+  for _ in $(seq 1 300); do
+    [ "$(curl -fsS "$url/api/health/detailed" | sed -n 's/.*"warm":\([0-9]*\).*/\1/p')" = "$warm" ] && break
+    sleep 0.1
+  done
+  sleep 1
+  warm_kib="$(awk '/VmRSS/ {print $2}' "/proc/$kilnd_pid/status")"
+  echo "| kilnd RSS with $warm warm containers | $(awk -v k="$warm_kib" 'BEGIN {printf "%.1f MB", k/1024}') |"
+  echo "| kilnd memory per warm container | $(awk -v a="$warm_kib" -v b="$idle_kib" -v n="$warm" 'BEGIN {printf "%.1f KB", (a-b)/n}') |"
+  curl -fsS -X DELETE -H "Authorization: Bearer $token" "$url/v1/functions/bench-rss" >/dev/null
+  echo
+fi
+if [ "$which" = warm ] || [ "$which" = all ]; then
+  echo "### Warm invocations"
+  echo
+  "$bench" warm "${target[@]}" --requests "${BENCH_REQUESTS:-5000}" --concurrency "${BENCH_CONCURRENCY:-4}" --seconds "${BENCH_SECONDS:-10}"
+  echo
+fi
+if [ "$which" = cold ] || [ "$which" = all ]; then
+  echo "### Cold invocations"
+  echo
+  "$bench" cold "${target[@]}" --kilnd "$kilnd" --runs "${BENCH_RUNS:-30}"
+  echo
+fi

@@ -1,0 +1,245 @@
+//! The HTTP app in-process with a fake runner (real PostgreSQL, no containers): what the
+//! front door hands the runner, and how runner outcomes become responses.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use auth::AdminToken;
+use bytes::Bytes;
+use e2e::{TestDatabase, testbed_path};
+use frontdoor::{App, AppConfig};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use pool::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, PoolFigures, Runner};
+use registry::{FunctionSettings, Registry, RegistryConfig};
+use store::{KeyRecord, NewTenant, Store, StoreConfig};
+
+/// Records what it is asked to run and answers with a canned outcome.
+#[derive(Clone)]
+struct FakeRunner {
+    seen: Arc<Mutex<Vec<(Arc<FunctionTarget>, Invocation)>>>,
+    answer: Arc<Mutex<Result<FunctionResponse, InvokeError>>>,
+}
+
+impl Runner for FakeRunner {
+    async fn invoke(
+        &self,
+        target: Arc<FunctionTarget>,
+        invocation: Invocation,
+    ) -> Result<InvokeOutcome, InvokeError> {
+        self.seen.lock().unwrap().push((target, invocation));
+        let answer = self.answer.lock().unwrap().clone();
+        answer.map(|response| InvokeOutcome {
+            response,
+            cold: false,
+            container: "fake".into(),
+        })
+    }
+
+    fn prewarm(&self, _: Arc<FunctionTarget>) {}
+
+    async fn retire_function(&self, _: &str, _: &str) {}
+
+    fn figures(&self) -> PoolFigures {
+        PoolFigures::default()
+    }
+}
+
+struct Harness {
+    app: App<FakeRunner>,
+    runner: FakeRunner,
+    token: String,
+    database: TestDatabase,
+    data_dir: std::path::PathBuf,
+}
+
+async fn harness() -> Harness {
+    let database = TestDatabase::create().await;
+    store::migrate(&database.url).await.unwrap();
+    let store = Store::new(&StoreConfig {
+        url: database.url.clone(),
+        pool_size: 2,
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let secret = e2e::tenant_secret("acme");
+    let key = KeyRecord {
+        kid: "k1".into(),
+        algorithm: "HS256".into(),
+        material: secret.clone(),
+    };
+    let tenant = NewTenant {
+        name: "acme".into(),
+        issuer: "kiln".into(),
+        audience: "kiln:acme".into(),
+        keys: vec![key],
+    };
+    store.create_tenant(&tenant).await.unwrap();
+    let data_dir = std::env::temp_dir().join(format!("kiln-frontdoor-{}", database.name));
+    let registry = Registry::open(
+        store.clone(),
+        &data_dir,
+        RegistryConfig {
+            upload_limit: 64 << 20,
+        },
+    )
+    .unwrap();
+    let executable = Bytes::from(std::fs::read(testbed_path()).unwrap());
+    registry
+        .upload("acme", "echo", executable, &FunctionSettings::default())
+        .await
+        .unwrap();
+    let runner = FakeRunner {
+        seen: Arc::default(),
+        answer: Arc::new(Mutex::new(Ok(FunctionResponse {
+            status: StatusCode::CREATED,
+            headers: HeaderMap::from_iter([(
+                http::header::HeaderName::from_static("x-fake"),
+                "yes".parse().unwrap(),
+            )]),
+            body: Bytes::from_static(b"from the fake"),
+        }))),
+    };
+    let config = AppConfig {
+        body_limit: 1024,
+        upload_limit: 64 << 20,
+        request_timeout: Duration::from_secs(10),
+    };
+    let app = App::new(store, registry, AdminToken::new(None), runner.clone(), config);
+    let token = auth::mint_hs256("acme", "k1", &secret, "kiln", "kiln:acme", 60).unwrap();
+    Harness {
+        app,
+        runner,
+        token,
+        database,
+        data_dir,
+    }
+}
+
+impl Harness {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &'static [u8],
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("x-custom", "kept");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = self
+            .app
+            .handle(request.body(Full::new(Bytes::from_static(body))).unwrap())
+            .await;
+        let (parts, body) = response.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    async fn finish(self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+        drop(self.app);
+        self.database.drop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_runner_gets_the_request_and_its_answer_goes_back() {
+    let harness = harness().await;
+    let token = harness.token.clone();
+    let (status, headers, body) = harness
+        .call("PATCH", "/fn/acme/echo/a/b%20c?x=1&y", Some(&token), b"payload")
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["x-fake"], "yes");
+    assert_eq!(body, "from the fake");
+    let seen = harness.runner.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let (target, invocation) = &seen[0];
+    assert_eq!(
+        (target.tenant.as_str(), target.function.as_str(), target.version),
+        ("acme", "echo", 1)
+    );
+    assert_eq!(invocation.method, "PATCH");
+    assert_eq!(invocation.path, "/a/b%20c");
+    assert_eq!(invocation.query.as_deref(), Some("x=1&y"));
+    assert_eq!(invocation.body, "payload");
+    assert_eq!(invocation.headers["x-custom"], "kept");
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn refused_calls_never_reach_the_runner() {
+    let harness = harness().await;
+    let token = harness.token.clone();
+    assert_eq!(
+        harness.call("GET", "/fn/acme/echo/", None, b"").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        harness.call("GET", "/fn/other/echo/", Some(&token), b"").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        harness
+            .call("GET", "/fn/acme/missing/", Some(&token), b"")
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _, body) = harness
+        .call("POST", "/fn/acme/echo/", Some(&token), &[b'x'; 2048])
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body:?}");
+    assert!(harness.runner.seen.lock().unwrap().is_empty());
+    harness.finish().await;
+}
+
+#[tokio::test]
+async fn runner_errors_become_statuses_by_who_is_at_fault() {
+    let harness = harness().await;
+    let token = harness.token.clone();
+    for (error, status, code) in [
+        (
+            InvokeError::Busy {
+                retry_after: Duration::from_secs(3),
+            },
+            429,
+            "function_busy",
+        ),
+        (
+            InvokeError::Timeout(Duration::from_secs(1)),
+            504,
+            "function_timeout",
+        ),
+        (
+            InvokeError::Crashed("exited with code 3".into()),
+            502,
+            "function_crashed",
+        ),
+        (InvokeError::StartFailed("no rootfs".into()), 503, "start_failed"),
+    ] {
+        *harness.runner.answer.lock().unwrap() = Err(error);
+        let (got, headers, body) = harness.call("GET", "/fn/acme/echo/", Some(&token), b"").await;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (got.as_u16(), json["error"]["code"].as_str().unwrap()),
+            (status, code)
+        );
+        if status == 429 {
+            assert_eq!(headers["retry-after"], "3");
+        }
+        assert!(
+            !String::from_utf8_lossy(&body).contains("no rootfs"),
+            "platform causes stay in the log"
+        );
+    }
+    harness.finish().await;
+}
