@@ -110,7 +110,7 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, settings: &WarmSettings) -> 
 }
 
 fn check_kiln(reply: (u16, Bytes, Duration), body: &Bytes) -> anyhow::Result<()> {
-    if reply.0 != 200 || &reply.1 != body {
+    if reply.0 != 200 || reply.1 != body {
         bail!(
             "kilnd answered {}: {}",
             reply.0,
