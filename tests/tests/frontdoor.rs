@@ -14,10 +14,13 @@ use pool::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutc
 use registry::{FunctionSettings, Registry, RegistryConfig};
 use store::{KeyRecord, NewTenant, Store, StoreConfig};
 
+/// Every invocation the fake was asked to run, with its target.
+type Seen = Arc<Mutex<Vec<(Arc<FunctionTarget>, Invocation)>>>;
+
 /// Records what it is asked to run and answers with a canned outcome.
 #[derive(Clone)]
 struct FakeRunner {
-    seen: Arc<Mutex<Vec<(Arc<FunctionTarget>, Invocation)>>>,
+    seen: Seen,
     answer: Arc<Mutex<Result<FunctionResponse, InvokeError>>>,
 }
 
