@@ -51,19 +51,29 @@ if [ "$which" = rss ] || [ "$which" = all ]; then
   echo "| measure | value |"
   echo "|---|---|"
   "$bench" rss --pid "$kilnd_pid" | sed 's/^| kilnd RSS/| kilnd RSS, idle/; s/^| sandbox process RSS/| sandbox process RSS, idle/'
-  idle_kib="$(awk '/VmRSS/ {print $2}' "/proc/$kilnd_pid/status")"
-  warm=20
-  curl -fsS -X PUT -H "Authorization: Bearer $token" --data-binary "@$testbed" \
-    "$url/v1/functions/bench-rss?min_warm=$warm&max_concurrency=$warm" >/dev/null
-  for _ in $(seq 1 300); do
-    [ "$(curl -fsS "$url/api/health/detailed" | sed -n 's/.*"warm":\([0-9]*\).*/\1/p')" = "$warm" ] && break
-    sleep 0.1
+  rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$kilnd_pid/status"; }
+  # Warm containers in three steps: the last step's growth is the cost of more containers,
+  # without the one-time growth (thread stacks, allocator arenas) the first steps pay.
+  warm_up() {
+    curl -fsS -X PUT -H "Authorization: Bearer $token" --data-binary "@$testbed" \
+      "$url/v1/functions/$1?min_warm=$2&max_concurrency=$2" >/dev/null
+    for _ in $(seq 1 300); do
+      [ "$(curl -fsS "$url/api/health/detailed" | sed -n 's/.*"warm":\([0-9]*\).*/\1/p')" = "$3" ] && break
+      sleep 0.1
+    done
+    sleep 1
+  }
+  step=20
+  warm_up bench-rss-a "$step" "$step"
+  warm_up bench-rss-b "$step" "$((2 * step))"
+  second_kib="$(rss_kib)"
+  warm_up bench-rss-c "$step" "$((3 * step))"
+  third_kib="$(rss_kib)"
+  echo "| kilnd RSS with $((3 * step)) warm containers | $(awk -v k="$third_kib" 'BEGIN {printf "%.1f MB", k/1024}') |"
+  echo "| kilnd memory per warm container (growth from $((2 * step)) to $((3 * step))) | $(awk -v a="$third_kib" -v b="$second_kib" -v n="$step" 'BEGIN {printf "%.1f KB", (a-b)/n}') |"
+  for function in bench-rss-a bench-rss-b bench-rss-c; do
+    curl -fsS -X DELETE -H "Authorization: Bearer $token" "$url/v1/functions/$function" >/dev/null
   done
-  sleep 1
-  warm_kib="$(awk '/VmRSS/ {print $2}' "/proc/$kilnd_pid/status")"
-  echo "| kilnd RSS with $warm warm containers | $(awk -v k="$warm_kib" 'BEGIN {printf "%.1f MB", k/1024}') |"
-  echo "| kilnd memory per warm container | $(awk -v a="$warm_kib" -v b="$idle_kib" -v n="$warm" 'BEGIN {printf "%.1f KB", (a-b)/n}') |"
-  curl -fsS -X DELETE -H "Authorization: Bearer $token" "$url/v1/functions/bench-rss" >/dev/null
   echo
 fi
 if [ "$which" = warm ] || [ "$which" = all ]; then

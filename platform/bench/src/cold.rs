@@ -19,38 +19,31 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
     let state = work.join("state");
     let (sandbox, _exits) = Sandbox::spawn(kilnd, &["sandbox", "--state", &state.to_string_lossy()])?;
 
+    let executable = std::fs::read(testbed)?;
+    let body = Bytes::from_static(b"cold");
     let mut raw = Vec::with_capacity(runs);
+    let mut through = Vec::with_capacity(runs);
+    // Interleaved, so drift on a shared machine affects both sides alike.
     for run in 0..runs {
         let spec = spec(&work, &rootfs, &format!("kb-{}-{run}", std::process::id()))?;
         let started = Instant::now();
         sandbox.create(spec.clone()).await.context("raw create+start")?;
         raw.push(started.elapsed());
         sandbox.delete(&spec.id).await?;
-    }
-    sandbox.shutdown().await?;
 
-    let executable = std::fs::read(testbed)?;
-    let body = Bytes::from_static(b"cold");
-    let mut through = Vec::with_capacity(runs);
-    for run in 0..runs {
         let name = format!("bench-cold-{run}");
         kiln.upload(&name, &executable, "").await?;
-        let (status, echoed, elapsed) = kiln
-            .call(
-                Method::POST,
-                &format!("/fn/{}/{name}/echo", kiln.tenant),
-                body.clone(),
-            )
-            .await?;
+        let (status, echoed, elapsed) = kiln.call(Method::POST, &format!("/fn/{}/{name}/echo", kiln.tenant), body.clone()).await?;
         if status != 200 || echoed != body {
-            bail!(
-                "cold call answered {status}: {}",
-                String::from_utf8_lossy(&echoed)
-            );
+            bail!("cold call answered {status}: {}", String::from_utf8_lossy(&echoed));
         }
         through.push(elapsed);
         kiln.delete(&name).await?;
+        // Let both sandboxes and the kernel finish tearing down (network namespaces are freed
+        // asynchronously) before the next start.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    sandbox.shutdown().await?;
     let _ = std::fs::remove_dir_all(&work);
 
     let raw = summarize(raw);
@@ -90,7 +83,7 @@ fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
         rootfs: rootfs.to_path_buf(),
         runtime_dir,
         log_path: work.join("raw.log"),
-        env: vec!["KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into()],
+        env: vec!["PATH=/".into(), "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into()],
         memory_bytes: 128 << 20,
         cpu_shares: 1024,
         cpu_quota_us: None,

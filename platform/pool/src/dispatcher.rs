@@ -311,13 +311,20 @@ impl Dispatcher {
             .expect("containers lock")
             .insert(id.clone(), (pool.clone(), container.clone()));
         let spec = self.container_spec(target, &id, runtime_dir);
+        let creating = Instant::now();
         let created = self.inner.sandbox.create(spec).await;
         if let Err(error) = created {
             container.begin_retirement();
             self.cleanup(&container).await;
             return Err(start_failed("create container", &error));
         }
-        tracing::debug!(container = %id, tenant = %target.tenant, function = %target.function, "container started");
+        tracing::debug!(
+            container = %id,
+            tenant = %target.tenant,
+            function = %target.function,
+            create_ms = creating.elapsed().as_secs_f64() * 1000.0,
+            "container started"
+        );
         Ok(container)
     }
 
@@ -362,10 +369,16 @@ impl Dispatcher {
             .expect("containers lock")
             .remove(&container.id);
         container.server.abort();
-        if !container.died.is_cancelled()
-            && let Err(error) = self.inner.sandbox.delete(&container.id).await
-        {
-            tracing::warn!(container = %container.id, %error, "deleting container failed");
+        if !container.died.is_cancelled() {
+            let deleting = Instant::now();
+            match self.inner.sandbox.delete(&container.id).await {
+                Ok(()) => tracing::debug!(
+                    container = %container.id,
+                    delete_ms = deleting.elapsed().as_secs_f64() * 1000.0,
+                    "container deleted"
+                ),
+                Err(error) => tracing::warn!(container = %container.id, %error, "deleting container failed"),
+            }
         }
         let _ = std::fs::remove_dir_all(&container.runtime_dir);
         let log = self.inner.config.log_dir.join(format!("{}.log", container.id));
