@@ -193,3 +193,34 @@ async fn the_admin_api_needs_the_admin_token() {
     assert_eq!((again.status, again.error_code().as_str()), (409, "conflict"));
     kiln.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_key_refuses_its_tokens_at_once() {
+    let kiln = Kiln::start(&[]).await;
+    let token = kiln.create_tenant("acme").await;
+    assert_eq!(
+        kiln.request(Method::GET, "/v1/functions", Some(&token), Bytes::new())
+            .await
+            .status,
+        200
+    );
+    let removed = kiln
+        .request(
+            Method::DELETE,
+            "/v1/admin/tenants/acme/keys/k1",
+            Some(ADMIN_TOKEN),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(removed.status, 204, "{}", removed.text());
+    let refused = kiln
+        .request(Method::GET, "/v1/functions", Some(&token), Bytes::new())
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (401, "unknown_key"),
+        "{}",
+        refused.text()
+    );
+    kiln.finish().await;
+}

@@ -18,11 +18,16 @@ const KEY_CACHE_MAX: usize = 10_000;
 
 /// Parsed keys by tenant, `None` for "no such tenant", with the time they were read.
 type KeyCache = HashMap<String, (Instant, Option<Arc<TenantVerifier>>)>;
+/// Tokens verified in full recently, with their claims and the instant they stop counting.
+type TokenCache = HashMap<String, (Instant, Claims)>;
 
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
     cache: Arc<Mutex<KeyCache>>,
+    /// Spares repeat callers the signature check (an RSA verify costs tens of microseconds);
+    /// an entry lives no longer than the key cache, nor past the token's `exp`.
+    verified: Arc<Mutex<TokenCache>>,
 }
 
 impl Authenticator {
@@ -30,6 +35,7 @@ impl Authenticator {
         Authenticator {
             store,
             cache: Arc::default(),
+            verified: Arc::default(),
         }
     }
 
@@ -49,6 +55,15 @@ impl Authenticator {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::MissingToken)?;
+        if let Some(claims) = self.recently_verified(token) {
+            return match route_tenant {
+                Some(route) if route != claims.tenant => Err(AuthError::WrongTenant {
+                    token: claims.tenant,
+                    route: route.to_owned(),
+                }),
+                _ => Ok(claims),
+            };
+        }
         let tenant = claimed_tenant(token)?;
         if let Some(route) = route_tenant
             && route != tenant
@@ -59,12 +74,34 @@ impl Authenticator {
             });
         }
         let verifier = self.verifier(&tenant).await?.ok_or(AuthError::UnknownTenant)?;
-        verifier.verify(token, &tenant)
+        let claims = verifier.verify(token, &tenant)?;
+        self.remember(token, &claims);
+        Ok(claims)
     }
 
-    /// Forgets a tenant's cached keys after they changed on this node.
+    /// Forgets a tenant's cached keys and verified tokens after its keys changed on this node.
     pub fn invalidate(&self, tenant: &str) {
         self.cache.lock().expect("key cache lock").remove(tenant);
+        self.verified
+            .lock()
+            .expect("token cache lock")
+            .retain(|_, (_, claims)| claims.tenant != tenant);
+    }
+
+    fn recently_verified(&self, token: &str) -> Option<Claims> {
+        let verified = self.verified.lock().expect("token cache lock");
+        let (valid_until, claims) = verified.get(token)?;
+        (Instant::now() < *valid_until).then(|| claims.clone())
+    }
+
+    fn remember(&self, token: &str, claims: &Claims) {
+        let seconds_left = claims.exp.saturating_sub(jsonwebtoken::get_current_timestamp());
+        let valid_for = KEY_CACHE_TTL.min(Duration::from_secs(seconds_left));
+        let mut verified = self.verified.lock().expect("token cache lock");
+        if verified.len() >= KEY_CACHE_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), (Instant::now() + valid_for, claims.clone()));
     }
 
     async fn verifier(&self, tenant: &str) -> Result<Option<Arc<TenantVerifier>>, AuthError> {

@@ -15,6 +15,10 @@ pub struct Claims {
     /// The tenant the token was issued for.
     pub tenant: String,
     pub sub: Option<String>,
+    /// Expiry, seconds since the Unix epoch; validation requires it, so a verified token has it
+    /// (the default only lets validation, not deserialisation, report a missing `exp`).
+    #[serde(default)]
+    pub exp: u64,
 }
 
 #[derive(Deserialize)]

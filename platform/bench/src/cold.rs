@@ -33,9 +33,18 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
 
         let name = format!("bench-cold-{run}");
         kiln.upload(&name, &executable, "").await?;
-        let (status, echoed, elapsed) = kiln.call(Method::POST, &format!("/fn/{}/{name}/echo", kiln.tenant), body.clone()).await?;
+        let (status, echoed, elapsed) = kiln
+            .call(
+                Method::POST,
+                &format!("/fn/{}/{name}/echo", kiln.tenant),
+                body.clone(),
+            )
+            .await?;
         if status != 200 || echoed != body {
-            bail!("cold call answered {status}: {}", String::from_utf8_lossy(&echoed));
+            bail!(
+                "cold call answered {status}: {}",
+                String::from_utf8_lossy(&echoed)
+            );
         }
         through.push(elapsed);
         kiln.delete(&name).await?;
@@ -83,7 +92,10 @@ fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
         rootfs: rootfs.to_path_buf(),
         runtime_dir,
         log_path: work.join("raw.log"),
-        env: vec!["PATH=/".into(), "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into()],
+        env: vec![
+            "PATH=/".into(),
+            "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into(),
+        ],
         memory_bytes: 128 << 20,
         cpu_shares: 1024,
         cpu_quota_us: None,

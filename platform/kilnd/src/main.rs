@@ -23,6 +23,12 @@ fn main() -> ExitCode {
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     // The sandbox must start before any thread exists: libcontainer forks with raw clone.
     if let ["sandbox", "--state", state] = words.as_slice() {
+        // Log like the parent did; an unreadable format is the parent's to report.
+        let format = match std::env::var("KILN_LOG_FORMAT").as_deref() {
+            Ok("json") => config::LogFormat::Json,
+            _ => config::LogFormat::Text,
+        };
+        logging::init(format);
         return commands::sandbox(state);
     }
     if let ["token", "mint", flags @ ..] = words.as_slice() {
