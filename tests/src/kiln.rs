@@ -22,8 +22,9 @@ pub struct Kiln {
     pub url: String,
     pub data_dir: PathBuf,
     child: Option<Child>,
-    database: String,
-    base_url: String,
+    /// The database this kilnd uses; dropped at the end only if this harness created it.
+    database_url: String,
+    owned_database: Option<TestDatabase>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
@@ -32,6 +33,13 @@ pub fn testbed_path() -> PathBuf {
     std::env::var_os("KILN_TESTBED")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/x86_64-unknown-linux-gnu/release/testbed"))
+}
+
+/// The kilnd executable under test.
+pub fn kilnd_path() -> PathBuf {
+    std::env::var_os("KILND_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/kilnd"))
 }
 
 fn workspace_root() -> PathBuf {
@@ -44,18 +52,26 @@ fn workspace_root() -> PathBuf {
 impl Kiln {
     /// Starts kilnd with a fresh database; `env` adds or overrides KILN_* variables.
     pub async fn start(env: &[(&str, &str)]) -> Kiln {
+        let database = TestDatabase::create().await;
+        let url = database.url.clone();
+        Kiln::start_on(url, Some(database), env).await
+    }
+
+    /// Starts another kilnd on this one's database (a second node).
+    pub async fn start_peer(&self, env: &[(&str, &str)]) -> Kiln {
+        Kiln::start_on(self.database_url.clone(), None, env).await
+    }
+
+    async fn start_on(
+        database_url: String,
+        owned_database: Option<TestDatabase>,
+        env: &[(&str, &str)],
+    ) -> Kiln {
         let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
-        let TestDatabase {
-            base_url,
-            name: database,
-            url: database_url,
-        } = TestDatabase::create().await;
         let data_dir = PathBuf::from(format!("/tmp/kt-{}-{instance}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).unwrap();
-        let kilnd = std::env::var_os("KILND_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target/debug/kilnd"));
+        let kilnd = kilnd_path();
         let log = std::fs::File::create(data_dir.join("kilnd.log")).unwrap();
         let mut command = Command::new(&kilnd);
         command
@@ -88,8 +104,8 @@ impl Kiln {
             url,
             data_dir,
             child: Some(child),
-            database,
-            base_url,
+            database_url,
+            owned_database,
             client: new_client(),
         }
     }
@@ -208,12 +224,9 @@ impl Kiln {
     /// Stops kilnd and removes its database and data folder.
     pub async fn finish(mut self) {
         self.stop().await;
-        let database = TestDatabase {
-            base_url: self.base_url.clone(),
-            name: self.database.clone(),
-            url: String::new(),
-        };
-        database.drop().await;
+        if let Some(database) = self.owned_database.take() {
+            database.drop().await;
+        }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

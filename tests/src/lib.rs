@@ -8,4 +8,4 @@ mod client;
 mod kiln;
 
 pub use client::Reply;
-pub use kiln::{ADMIN_TOKEN, Kiln, TestDatabase, tenant_secret, testbed_path};
+pub use kiln::{ADMIN_TOKEN, Kiln, TestDatabase, kilnd_path, tenant_secret, testbed_path};

@@ -38,11 +38,16 @@ impl BlobStore {
             .collect()
     }
 
+    /// True when the executable and its root file system are on disk.
+    pub(crate) fn has(&self, digest: &str) -> bool {
+        self.blobs.join(digest).exists() && self.rootfs_path(digest).join("function").exists()
+    }
+
     /// Stores an executable and its root file system; `Ok(false)` if it was already stored.
     pub(crate) fn put(&self, digest: &str, bytes: &[u8]) -> std::io::Result<bool> {
         let blob = self.blobs.join(digest);
         let root = self.rootfs_path(digest);
-        if blob.exists() && root.join("function").exists() {
+        if self.has(digest) {
             return Ok(false);
         }
         let unique = format!(".partial-{digest}-{}", std::process::id());

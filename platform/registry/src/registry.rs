@@ -61,6 +61,8 @@ impl Registry {
         }
         check_executable(&executable).map_err(RegistryError::NotExecutable)?;
         let size_bytes = executable.len() as i64;
+        // `Bytes` clones share the buffer: one copy goes to disk, the same one to PostgreSQL.
+        let stored = executable.clone();
         let blobs = self.blobs.clone();
         let (digest, created) = tokio::task::spawn_blocking(move || {
             let digest = BlobStore::digest(&executable);
@@ -75,7 +77,7 @@ impl Registry {
             size_bytes,
             settings: serde_json::to_value(settings).expect("settings serialise"),
         };
-        match self.store.insert_version(&new).await {
+        match self.store.insert_version(&new, &stored).await {
             Ok(record) => {
                 self.forget(tenant, name);
                 Ok(record)
@@ -114,11 +116,13 @@ impl Registry {
         {
             return Ok(target.clone());
         }
-        let target = self
-            .store
-            .resolve_version(tenant, name, selector)
-            .await?
-            .map(|version| Arc::new(self.target(&version)));
+        let target = match self.store.resolve_version(tenant, name, selector).await? {
+            Some(version) => {
+                self.materialize(&version.digest).await?;
+                Some(Arc::new(self.target(&version)))
+            }
+            None => None,
+        };
         let mut cache = self.cache.lock().expect("resolve cache lock");
         if cache.len() >= RESOLVE_CACHE_MAX {
             cache.clear();
@@ -142,7 +146,12 @@ impl Registry {
     /// Targets whose `min_warm` containers should be started when kilnd starts.
     pub async fn targets_to_prewarm(&self) -> Result<Vec<FunctionTarget>, RegistryError> {
         let versions = self.store.versions_to_prewarm().await?;
-        Ok(versions.iter().map(|version| self.target(version)).collect())
+        let mut targets = Vec::with_capacity(versions.len());
+        for version in &versions {
+            self.materialize(&version.digest).await?;
+            targets.push(self.target(version));
+        }
+        Ok(targets)
     }
 
     /// Points `tenant/name` at an earlier (or later) version; `Ok(false)` if there is none such.
@@ -162,6 +171,32 @@ impl Registry {
         }
         self.forget(tenant, name);
         Ok(true)
+    }
+
+    /// Makes sure this node has the executable and root file system of `digest` on disk,
+    /// fetching the executable from PostgreSQL when it was uploaded through another node.
+    async fn materialize(&self, digest: &str) -> Result<(), RegistryError> {
+        if self.blobs.has(digest) {
+            return Ok(());
+        }
+        let executable = self.store.blob(digest).await?.ok_or_else(|| {
+            RegistryError::Io(std::io::Error::other(format!(
+                "executable {digest} is missing from the database"
+            )))
+        })?;
+        let blobs = self.blobs.clone();
+        let digest = digest.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if BlobStore::digest(&executable) != digest {
+                return Err(std::io::Error::other(format!(
+                    "stored executable does not match its digest {digest}"
+                )));
+            }
+            blobs.put(&digest, &executable).map(|_| ())
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(())
     }
 
     fn forget(&self, tenant: &str, name: &str) {

@@ -49,10 +49,21 @@ const VERSION_COLUMNS: &str =
     "v.tenant, v.function, v.version, v.digest, v.size_bytes, v.settings, v.created_at";
 
 impl Store {
-    /// Records a new version and points the function at it, creating the function if needed.
-    pub async fn insert_version(&self, new: &NewVersion) -> Result<VersionRecord, StoreError> {
+    /// Records a new version (and its executable, if not stored yet) and points the function
+    /// at it, creating the function if needed; all in one transaction.
+    pub async fn insert_version(
+        &self,
+        new: &NewVersion,
+        executable: &[u8],
+    ) -> Result<VersionRecord, StoreError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
+        transaction
+            .execute(
+                "INSERT INTO blobs (digest, content) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                &[&new.digest, &executable],
+            )
+            .await?;
         // The upsert locks the function row, so concurrent uploads number their versions in turn.
         transaction
             .execute(
@@ -260,6 +271,15 @@ impl Store {
             )
             .await?;
         Ok(rows.iter().map(version_from_row).collect())
+    }
+
+    /// The stored executable with this digest.
+    pub async fn blob(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT content FROM blobs WHERE digest = $1", &[&digest])
+            .await?;
+        Ok(row.map(|row| row.get(0)))
     }
 
     /// True if any version of any function refers to `digest`.
