@@ -120,6 +120,9 @@ report=/run/kiln/report
 { echo started
   if touch /written 2>/dev/null; then echo "rootfs writable"; else echo "rootfs read-only"; fi
   if [ "$(/bin/busybox ls /sys/class/net 2>/dev/null | /bin/busybox wc -l)" -le 1 ]; then echo "no network"; fi
+  /bin/busybox grep -q '^Seccomp:[[:space:]]*2' /proc/self/status && echo "seccomp filtered"
+  /bin/busybox grep -q '^CapEff:[[:space:]]*0000000000000000' /proc/self/status && echo "no capabilities"
+  /bin/busybox unshare -n true 2>/dev/null || echo "unshare refused"
 } > /run/kiln/report.tmp
 /bin/busybox mv /run/kiln/report.tmp $report
 exec /bin/busybox sleep 600
