@@ -84,6 +84,7 @@ async fn harness() -> Harness {
         &data_dir,
         RegistryConfig {
             upload_limit: 64 << 20,
+            allow_network: false,
         },
     )
     .unwrap();

@@ -184,3 +184,56 @@ async fn oversized_bodies_and_unknown_routes_get_clear_errors() {
     assert_eq!(detailed.json()["database"]["reachable"], true);
     kiln.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_are_isolated_from_the_host_and_from_the_callers_token() {
+    let kiln = Kiln::start(&[]).await;
+    let token = kiln.create_tenant("acme").await;
+    assert_eq!(kiln.upload_testbed(&token, "probe", "").await.status, 201);
+    let write = |path: &str| format!("/fn/acme/probe/write?path={path}");
+    let runtime_dir = kiln
+        .request(
+            Method::GET,
+            &write("/run/kiln/filler"),
+            Some(&token),
+            Bytes::new(),
+        )
+        .await
+        .text();
+    assert!(
+        runtime_dir.starts_with("denied"),
+        "the runtime folder must be read-only: {runtime_dir}"
+    );
+    let root = kiln
+        .request(Method::GET, &write("/filler"), Some(&token), Bytes::new())
+        .await
+        .text();
+    assert!(
+        root.starts_with("denied"),
+        "the root file system must be read-only: {root}"
+    );
+    let scratch = kiln
+        .request(Method::GET, &write("/tmp/scratch"), Some(&token), Bytes::new())
+        .await
+        .text();
+    assert_eq!(scratch, "written", "/tmp is the function's scratch space");
+
+    let echo = kiln
+        .request(Method::GET, "/fn/acme/probe/echo", Some(&token), Bytes::new())
+        .await;
+    assert_eq!(
+        echo.header("x-saw-authorization"),
+        Some("no"),
+        "the Kiln token must not reach the function"
+    );
+
+    let network = kiln.upload_testbed(&token, "online", "network=true").await;
+    assert_eq!(
+        (network.status, network.error_code().as_str()),
+        (400, "invalid_setting"),
+        "{}",
+        network.text()
+    );
+    assert!(network.text().contains("KILN_ALLOW_NETWORK"));
+    kiln.finish().await;
+}

@@ -4,11 +4,12 @@
 //!
 //! | route | behaviour |
 //! |---|---|
-//! | `/echo` | `200`, body = request body; `x-method`, `x-path`, `x-query` (only when the URL had a query) and every request header `x-*` echoed |
+//! | `/echo` | `200`, body = request body; `x-method`, `x-path`, `x-query` (only when the URL had a query), `x-saw-authorization` (`yes`/`no`) and every request header `x-*` echoed |
 //! | `/status?code=N` | status `N`, body `status N` |
 //! | `/crash` | a line on stderr, then exit code 3 without responding |
 //! | `/sleep?ms=N` | sleeps `N` ms, then `200` `slept N` |
 //! | `/fail` | error report with error type `TestFailure` |
+//! | `/write?path=P` | `200`, body `written` if the file `P` could be written, else `denied: <error>` |
 //! | `/instance` | `200`, body = an id unique to this process (same id = same warm process; the pid alone is always 1 in a container) |
 //! | `/big?bytes=N` | `200`, `N` bytes of `x` |
 //! | anything else | `404` `no such testbed route` |
@@ -45,6 +46,13 @@ fn handle(invocation: &Invocation) -> Result<Response, Failure> {
         },
         "fail" => return Err(Failure::new("TestFailure", "the testbed was asked to fail")),
         "instance" => Response::text(200, instance_id()),
+        "write" => match invocation.query_param("path") {
+            Some(path) => match std::fs::write(&path, b"probe") {
+                Ok(()) => Response::text(200, "written"),
+                Err(error) => Response::text(200, format!("denied: {error}")),
+            },
+            None => Response::text(400, "path is required"),
+        },
         "big" => match number_param(invocation, "bytes") {
             Ok(bytes) if bytes <= BIG_LIMIT => Response::new(200)
                 .header("content-type", "text/plain")
@@ -70,9 +78,14 @@ fn instance_id() -> String {
 }
 
 fn echo(invocation: &Invocation) -> Response {
+    let saw_authorization = invocation.header("authorization").is_some();
     let mut response = Response::new(200)
         .header("x-method", invocation.method.as_str())
-        .header("x-path", invocation.path.as_str());
+        .header("x-path", invocation.path.as_str())
+        .header(
+            "x-saw-authorization",
+            if saw_authorization { "yes" } else { "no" },
+        );
     if let Some(query) = &invocation.query {
         response = response.header("x-query", query.as_str());
     }

@@ -16,6 +16,8 @@ pub struct Config {
     pub db_timeout: Duration,
     pub data_dir: PathBuf,
     pub admin_token: Option<String>,
+    /// Whether functions may share the host's network (`network=true`).
+    pub allow_network: bool,
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub upload_limit: usize,
@@ -67,6 +69,15 @@ impl Config {
             db_timeout: millis(&get, "KILN_DB_TIMEOUT_MS", 5_000)?,
             data_dir,
             admin_token: get("KILN_ADMIN_TOKEN"),
+            allow_network: match get("KILN_ALLOW_NETWORK").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(format!(
+                        "KILN_ALLOW_NETWORK must be `true` or `false`, got `{other}`"
+                    ));
+                }
+            },
             log_format: match get("KILN_LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -179,6 +190,7 @@ mod tests {
                 "KILN_DB_POOL_SIZE must be a whole number from 1",
             ),
             (vec![URL, ("KILN_LOG_FORMAT", "xml")], "KILN_LOG_FORMAT"),
+            (vec![URL, ("KILN_ALLOW_NETWORK", "yes")], "KILN_ALLOW_NETWORK"),
             (
                 vec![URL, ("KILN_DATA_DIR", "relative/dir")],
                 "KILN_DATA_DIR must be an absolute path",

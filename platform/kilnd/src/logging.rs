@@ -1,11 +1,13 @@
-//! Tracing set-up: human-readable lines or JSON lines, filtered by `RUST_LOG` (default `info`).
+//! Tracing set-up: human-readable lines or JSON lines, filtered by `RUST_LOG` (default: `info`,
+//! with libcontainer's per-container notices about absent cgroup controllers left out).
 
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,libcgroups=error,libcontainer=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

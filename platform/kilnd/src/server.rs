@@ -33,6 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         data_dir,
         RegistryConfig {
             upload_limit: config.upload_limit,
+            allow_network: config.allow_network,
         },
     )
     .with_context(|| format!("opening the function store in {}", data_dir.display()))?;

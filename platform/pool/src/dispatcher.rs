@@ -1,22 +1,23 @@
-//! The dispatcher: finds or starts a container of the right version for each invocation,
-//! waits for the function's answer within its timeout, and retires containers that crash,
-//! time out or sit idle too long.
+//! The dispatcher: finds or starts a container of the right version for each invocation and
+//! waits for the function's answer within its timeout.
+//!
+//! Each invocation runs in its own task, so a caller that disconnects cannot interrupt the
+//! bookkeeping halfway: the container always goes back to its pool or is retired.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sandbox::{ContainerExit, ContainerSpec, Sandbox};
-use tokio::net::UnixListener;
+use sandbox::{ContainerExit, Sandbox};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::container::Container;
 use crate::pool::{Handoff, Lease, Pool};
-use crate::runtime_api::{Assignment, RuntimeChannel, serve_runtime_api};
-use crate::{FunctionTarget, Invocation, InvokeError, InvokeOutcome, Runner};
+use crate::runtime_api::Assignment;
+use crate::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, Runner};
 
 /// Settings shared by every pool.
 #[derive(Debug, Clone)]
@@ -48,27 +49,32 @@ pub struct PoolFigures {
 /// Cheap to clone; all clones share the pools.
 #[derive(Clone)]
 pub struct Dispatcher {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
+/// Pools by tenant, function and version.
+pub(crate) type Pools = HashMap<(String, String, i32), Arc<Pool>>;
 /// Every live container with its pool, by container id.
-type LiveContainers = HashMap<String, (Arc<Pool>, Arc<Container>)>;
+pub(crate) type LiveContainers = HashMap<String, (Arc<Pool>, Arc<Container>)>;
 
-struct Inner {
-    sandbox: Sandbox,
-    config: DispatcherConfig,
-    pools: Mutex<HashMap<(String, String, i32), Arc<Pool>>>,
+pub(crate) struct Inner {
+    pub sandbox: Sandbox,
+    pub config: DispatcherConfig,
+    pub pools: Mutex<Pools>,
     /// Routes exit reports to the container and its pool.
-    containers: Mutex<LiveContainers>,
+    pub containers: Mutex<LiveContainers>,
     /// Makes container ids (and so cgroup paths) unique among kilnd processes on one host.
-    id_prefix: String,
-    next_container: AtomicU64,
-    closing: AtomicBool,
-    cold_starts: AtomicU64,
-    warm_starts: AtomicU64,
+    pub id_prefix: String,
+    pub next_container: AtomicU64,
+    pub closing: AtomicBool,
+    pub cold_starts: AtomicU64,
+    pub warm_starts: AtomicU64,
     /// Stops the background tasks on shutdown.
-    stop: CancellationToken,
+    pub stop: CancellationToken,
 }
+
+/// How often a caller looks for a pool again after the one it found closed under it.
+const CLOSED_POOL_RETRIES: usize = 3;
 
 impl Dispatcher {
     /// Starts the dispatcher's background tasks: exit reports and the idle reaper.
@@ -93,31 +99,6 @@ impl Dispatcher {
         tokio::spawn(dispatcher.clone().watch_exits(exits));
         tokio::spawn(dispatcher.clone().reap_idle());
         dispatcher
-    }
-
-    /// Makes sure the pool of `target` exists and starts its `min_warm` containers.
-    pub fn prewarm(&self, target: Arc<FunctionTarget>) {
-        let pool = self.pool_for(&target);
-        self.fill_to_min_warm(&pool);
-    }
-
-    /// Retires every container of `tenant/function` (all versions), for example after a delete.
-    /// Busy containers finish their invocation first.
-    pub async fn retire_function(&self, tenant: &str, function: &str) {
-        let closed: Vec<Arc<Pool>> = {
-            let mut pools = self.inner.pools.lock().expect("pools lock");
-            let keys: Vec<_> = pools
-                .keys()
-                .filter(|(pool_tenant, pool_function, _)| pool_tenant == tenant && pool_function == function)
-                .cloned()
-                .collect();
-            keys.iter().filter_map(|key| pools.remove(key)).collect()
-        };
-        for pool in closed {
-            for container in pool.close() {
-                self.retire(&pool, &container).await;
-            }
-        }
     }
 
     pub fn figures(&self) -> PoolFigures {
@@ -145,8 +126,8 @@ impl Dispatcher {
         figures
     }
 
-    /// Refuses new work, deletes every container, and stops the sandbox process.
-    /// Call after in-flight invocations have drained.
+    /// Refuses new work, takes every container out of its pool, and stops the sandbox
+    /// process, which deletes whatever it still runs. Call after in-flight work drained.
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stop.cancel();
@@ -159,7 +140,7 @@ impl Dispatcher {
             .cloned()
             .collect();
         for (pool, container) in containers {
-            self.retire(&pool, &container).await;
+            self.take_out(&pool, &container);
         }
         if let Err(error) = self.inner.sandbox.shutdown().await {
             tracing::warn!(%error, "sandbox shutdown failed");
@@ -171,52 +152,58 @@ impl Dispatcher {
         target: Arc<FunctionTarget>,
         invocation: Invocation,
     ) -> Result<InvokeOutcome, InvokeError> {
-        if self.inner.closing.load(Ordering::SeqCst) {
-            return Err(InvokeError::ShuttingDown);
-        }
         let deadline = tokio::time::Instant::now() + target.limits.timeout;
-        let pool = self.pool_for(&target);
-        let (container, cold) = match pool.lease(self.inner.config.queue_limit) {
-            Lease::Warm(container) => (container, false),
-            Lease::StartSlot => (self.start(&pool, deadline, true).await?, true),
-            Lease::Wait(receiver) => match self.wait_in_queue(receiver).await {
-                Some(Handoff::Container(container)) => (container, false),
-                Some(Handoff::StartSlot) => {
-                    pool.slot_received();
-                    (self.start(&pool, deadline, true).await?, true)
-                }
-                None => return Err(busy()),
-            },
-            Lease::Full => return Err(busy()),
-        };
-        let counter = if cold {
-            &self.inner.cold_starts
-        } else {
-            &self.inner.warm_starts
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let result = self
-            .run_on(&container, invocation, deadline, target.limits.timeout)
-            .await;
-        pool.end_busy();
-        let keep = matches!(
-            &result,
-            Ok(_) | Err(InvokeError::FunctionError { .. } | InvokeError::ResponseTooLarge { .. })
-        );
-        if keep
-            && !container.died.is_cancelled()
-            && !pool.is_closed()
-            && !self.inner.closing.load(Ordering::SeqCst)
-        {
-            pool.put_back(container.clone());
-        } else {
-            self.retire(&pool, &container).await;
+        for _ in 0..CLOSED_POOL_RETRIES {
+            if self.inner.closing.load(Ordering::SeqCst) {
+                return Err(InvokeError::ShuttingDown);
+            }
+            let pool = self.pool_for(&target);
+            let (container, cold) = match pool.lease(self.inner.config.queue_limit) {
+                Lease::Warm(container) => (container, false),
+                Lease::StartSlot => (self.start(&pool, deadline, true).await?, true),
+                Lease::Wait(receiver) => match self.wait_in_queue(receiver).await {
+                    Some(Handoff::Container(container)) => (container, false),
+                    Some(Handoff::StartSlot) => {
+                        pool.slot_received();
+                        (self.start(&pool, deadline, true).await?, true)
+                    }
+                    None if pool.is_closed() => continue,
+                    None => return Err(busy()),
+                },
+                Lease::Full => return Err(busy()),
+                Lease::Closed => continue,
+            };
+            let counter = if cold {
+                &self.inner.cold_starts
+            } else {
+                &self.inner.warm_starts
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            let result = self
+                .run_on(&container, invocation, deadline, target.limits.timeout)
+                .await;
+            pool.end_busy();
+            let healthy = matches!(
+                &result,
+                Ok(_) | Err(InvokeError::FunctionError { .. } | InvokeError::ResponseTooLarge { .. })
+            );
+            let back =
+                healthy && !container.died.is_cancelled() && !self.inner.closing.load(Ordering::SeqCst);
+            let leftover = if back {
+                pool.put_back(container.clone())
+            } else {
+                Some(container.clone())
+            };
+            if let Some(container) = leftover {
+                self.retire(&pool, &container);
+            }
+            return result.map(|response| InvokeOutcome {
+                response,
+                cold,
+                container: container.id.clone(),
+            });
         }
-        result.map(|response| InvokeOutcome {
-            response,
-            cold,
-            container: container.id.clone(),
-        })
+        Err(busy())
     }
 
     async fn wait_in_queue(&self, mut receiver: oneshot::Receiver<Handoff>) -> Option<Handoff> {
@@ -236,15 +223,12 @@ impl Dispatcher {
         invocation: Invocation,
         deadline: tokio::time::Instant,
         timeout: Duration,
-    ) -> Result<crate::FunctionResponse, InvokeError> {
+    ) -> Result<FunctionResponse, InvokeError> {
         let (respond, response) = oneshot::channel();
-        let deadline_ms = now_ms()
-            + deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .as_millis() as u64;
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let assignment = Assignment {
             invocation,
-            deadline_ms,
+            deadline_ms: now_ms() + remaining.as_millis() as u64,
             respond,
         };
         if container.assign.try_send(assignment).is_err() {
@@ -257,200 +241,12 @@ impl Dispatcher {
         }
     }
 
-    /// Starts a container for `pool` in a slot already counted; busy for the caller or idle.
-    async fn start(
-        &self,
-        pool: &Arc<Pool>,
-        deadline: tokio::time::Instant,
-        for_caller: bool,
-    ) -> Result<Arc<Container>, InvokeError> {
-        let started = tokio::time::timeout_at(deadline, self.create_container(pool)).await;
-        match started {
-            Ok(Ok(container)) => {
-                pool.started(container.clone(), for_caller);
-                Ok(container)
-            }
-            Ok(Err(error)) => {
-                pool.start_failed();
-                Err(error)
-            }
-            Err(_) => {
-                pool.start_failed();
-                Err(InvokeError::Timeout(pool.target.limits.timeout))
-            }
-        }
-    }
-
-    async fn create_container(&self, pool: &Arc<Pool>) -> Result<Arc<Container>, InvokeError> {
-        let target = &pool.target;
-        let number = self.inner.next_container.fetch_add(1, Ordering::Relaxed);
-        let id = format!("kiln-{}-{number}", self.inner.id_prefix);
-        let runtime_dir = self.inner.config.run_dir.join(&id);
-        let start_failed =
-            |what: &str, error: &dyn std::fmt::Display| InvokeError::StartFailed(format!("{what}: {error}"));
-        std::fs::create_dir_all(&runtime_dir).map_err(|error| start_failed("runtime folder", &error))?;
-        let listener = UnixListener::bind(runtime_dir.join("runtime.sock")).map_err(|error| {
-            let _ = std::fs::remove_dir_all(&runtime_dir);
-            start_failed("runtime socket", &error)
-        })?;
-        let (channel, assign) = RuntimeChannel::new(self.inner.config.response_limit);
-        let server = tokio::spawn(serve_runtime_api(listener, channel)).abort_handle();
-        let container = Arc::new(Container {
-            id: id.clone(),
-            runtime_dir: runtime_dir.clone(),
-            assign,
-            server,
-            died: CancellationToken::new(),
-            exit_status: Mutex::new(None),
-            retired: AtomicBool::new(false),
-            last_used: Mutex::new(Instant::now()),
-        });
-        self.inner
-            .containers
-            .lock()
-            .expect("containers lock")
-            .insert(id.clone(), (pool.clone(), container.clone()));
-        let spec = self.container_spec(target, &id, runtime_dir);
-        let creating = Instant::now();
-        let created = self.inner.sandbox.create(spec).await;
-        if let Err(error) = created {
-            container.begin_retirement();
-            self.cleanup(&container).await;
-            return Err(start_failed("create container", &error));
-        }
-        tracing::debug!(
-            container = %id,
-            tenant = %target.tenant,
-            function = %target.function,
-            create_ms = creating.elapsed().as_secs_f64() * 1000.0,
-            "container started"
-        );
-        Ok(container)
-    }
-
-    fn container_spec(&self, target: &FunctionTarget, id: &str, runtime_dir: PathBuf) -> ContainerSpec {
-        let limits = &target.limits;
-        let mut env = vec![
-            "PATH=/".to_owned(),
-            "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".to_owned(),
-            format!("KILN_TENANT={}", target.tenant),
-            format!("KILN_FUNCTION={}", target.function),
-            format!("KILN_VERSION={}", target.version),
-        ];
-        env.extend(limits.env.iter().map(|(key, value)| format!("{key}={value}")));
-        ContainerSpec {
-            id: id.to_owned(),
-            rootfs: target.rootfs.clone(),
-            runtime_dir,
-            log_path: self.inner.config.log_dir.join(format!("{id}.log")),
-            env,
-            memory_bytes: limits.memory_bytes,
-            cpu_shares: limits.cpu_shares,
-            cpu_quota_us: limits.cpu_quota_us,
-            pids_limit: limits.pids_limit,
-            network: limits.network,
-            tmpfs_bytes: self.inner.config.tmpfs_bytes,
-        }
-    }
-
-    /// Takes a container out of its pool and deletes it; only the first call does anything.
-    async fn retire(&self, pool: &Pool, container: &Arc<Container>) {
-        if !container.begin_retirement() {
-            return;
-        }
-        pool.remove(container);
-        self.cleanup(container).await;
-    }
-
-    async fn cleanup(&self, container: &Container) {
-        self.inner
-            .containers
-            .lock()
-            .expect("containers lock")
-            .remove(&container.id);
-        container.server.abort();
-        if !container.died.is_cancelled() {
-            let deleting = Instant::now();
-            match self.inner.sandbox.delete(&container.id).await {
-                Ok(()) => tracing::debug!(
-                    container = %container.id,
-                    delete_ms = deleting.elapsed().as_secs_f64() * 1000.0,
-                    "container deleted"
-                ),
-                Err(error) => tracing::warn!(container = %container.id, %error, "deleting container failed"),
-            }
-        }
-        let _ = std::fs::remove_dir_all(&container.runtime_dir);
-        let log = self.inner.config.log_dir.join(format!("{}.log", container.id));
-        let _ = std::fs::remove_file(log);
-    }
-
-    fn pool_for(&self, target: &Arc<FunctionTarget>) -> Arc<Pool> {
+    pub(crate) fn pool_for(&self, target: &Arc<FunctionTarget>) -> Arc<Pool> {
         let mut pools = self.inner.pools.lock().expect("pools lock");
         pools
             .entry(target.pool_key())
             .or_insert_with(|| Arc::new(Pool::new(target.clone())))
             .clone()
-    }
-
-    fn fill_to_min_warm(&self, pool: &Arc<Pool>) {
-        while pool.warm_slot() {
-            let dispatcher = self.clone();
-            let pool = pool.clone();
-            tokio::spawn(async move {
-                let deadline =
-                    tokio::time::Instant::now() + pool.target.limits.timeout.max(Duration::from_secs(10));
-                if let Err(error) = dispatcher.start(&pool, deadline, false).await {
-                    tracing::warn!(function = %pool.target.function, %error, "pre-warming a container failed");
-                }
-            });
-        }
-    }
-
-    async fn watch_exits(self, mut exits: mpsc::UnboundedReceiver<ContainerExit>) {
-        while let Some(exit) = exits.recv().await {
-            let found = self
-                .inner
-                .containers
-                .lock()
-                .expect("containers lock")
-                .get(&exit.container)
-                .cloned();
-            let Some((pool, container)) = found else { continue };
-            tracing::warn!(container = %exit.container, status = %exit.status, function = %pool.target.function, "container exited");
-            container.mark_died(exit.status);
-            self.retire(&pool, &container).await;
-        }
-    }
-
-    async fn reap_idle(self) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = self.inner.stop.cancelled() => return,
-            }
-            let pools: Vec<Arc<Pool>> = self
-                .inner
-                .pools
-                .lock()
-                .expect("pools lock")
-                .values()
-                .cloned()
-                .collect();
-            for pool in pools {
-                for container in pool.take_expired(Instant::now()) {
-                    tracing::debug!(container = %container.id, "retiring idle container");
-                    self.retire(&pool, &container).await;
-                }
-                self.fill_to_min_warm(&pool);
-            }
-            self.inner
-                .pools
-                .lock()
-                .expect("pools lock")
-                .retain(|_, pool| !pool.is_empty());
-        }
     }
 }
 
@@ -460,7 +256,14 @@ impl Runner for Dispatcher {
         target: Arc<FunctionTarget>,
         invocation: Invocation,
     ) -> Result<InvokeOutcome, InvokeError> {
-        self.dispatch(target, invocation).await
+        let dispatcher = self.clone();
+        tokio::spawn(async move { dispatcher.dispatch(target, invocation).await })
+            .await
+            .unwrap_or_else(|error| {
+                Err(InvokeError::StartFailed(format!(
+                    "invocation task failed: {error}"
+                )))
+            })
     }
 
     fn prewarm(&self, target: Arc<FunctionTarget>) {
@@ -468,7 +271,7 @@ impl Runner for Dispatcher {
     }
 
     async fn retire_function(&self, tenant: &str, function: &str) {
-        Dispatcher::retire_function(self, tenant, function).await;
+        Dispatcher::retire_function(self, tenant, function);
     }
 
     fn figures(&self) -> PoolFigures {
@@ -482,7 +285,7 @@ fn busy() -> InvokeError {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_millis() as u64)

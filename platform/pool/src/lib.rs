@@ -9,6 +9,7 @@
 mod container;
 mod dispatcher;
 mod invocation;
+mod lifecycle;
 mod pool;
 mod runtime_api;
 mod target;

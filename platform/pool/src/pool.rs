@@ -1,6 +1,10 @@
 //! The containers of one function version: idle ones, busy ones, and callers queued for one.
+//!
+//! Counts change only under the pool's lock, and every container that reached the pool
+//! leaves it exactly once (through [`Pool::remove`]), so the counts cannot drift.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -23,18 +27,18 @@ pub(crate) enum Lease {
     StartSlot,
     Wait(oneshot::Receiver<Handoff>),
     Full,
+    /// The pool takes no more work (function deleted, version superseded, pool dropped).
+    Closed,
 }
 
 pub(crate) struct Pool {
     pub target: Arc<FunctionTarget>,
     state: Mutex<PoolState>,
-    /// Set when the function was deleted: containers finishing work retire instead of parking.
-    closed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
 struct PoolState {
-    /// Warm containers waiting for work, most recently used last.
+    /// Warm containers waiting for work, oldest first, most recently used last.
     idle: Vec<Arc<Container>>,
     /// Live containers, counting busy, idle and starting ones; never above max concurrency.
     total: usize,
@@ -42,6 +46,9 @@ struct PoolState {
     starting: usize,
     /// Callers waiting for capacity, oldest first.
     waiters: VecDeque<oneshot::Sender<Handoff>>,
+    closed: bool,
+    /// Whether `min_warm` applies: only for the function's current version.
+    keep_warm: bool,
 }
 
 /// Counts of one pool.
@@ -58,15 +65,17 @@ impl Pool {
         Pool {
             target,
             state: Mutex::new(PoolState::default()),
-            closed: Default::default(),
         }
     }
 
     pub(crate) fn lease(&self, queue_limit: usize) -> Lease {
         let mut state = self.lock();
+        if state.closed {
+            return Lease::Closed;
+        }
         while let Some(container) = state.idle.pop() {
-            // A container retired while parked (it exited) is on its way out; skip it.
-            if !container.retired.load(std::sync::atomic::Ordering::SeqCst) {
+            // A container that exited while parked is on its way out; skip it.
+            if !container.retired.load(Ordering::SeqCst) {
                 state.busy += 1;
                 return Lease::Warm(container);
             }
@@ -76,6 +85,8 @@ impl Pool {
             state.starting += 1;
             return Lease::StartSlot;
         }
+        // Callers that gave up must not hold places in the queue.
+        state.waiters.retain(|waiter| !waiter.is_closed());
         if state.waiters.len() < queue_limit {
             let (sender, receiver) = oneshot::channel();
             state.waiters.push_back(sender);
@@ -89,15 +100,12 @@ impl Pool {
         self.lock().starting += 1;
     }
 
-    /// Room only to grow toward `min_warm`: a start slot if the pool is below it.
+    /// A start slot toward `min_warm`, if this is the current version and it is below it.
     pub(crate) fn warm_slot(&self) -> bool {
         let mut state = self.lock();
-        let below = state.total
-            < self
-                .target
-                .limits
-                .min_warm
-                .min(self.target.limits.max_concurrency);
+        let limits = &self.target.limits;
+        let below =
+            !state.closed && state.keep_warm && state.total < limits.min_warm.min(limits.max_concurrency);
         if below {
             state.total += 1;
             state.starting += 1;
@@ -105,15 +113,16 @@ impl Pool {
         below
     }
 
-    /// A start finished: the new container is busy (`for_caller`) or idle (pre-warmed).
-    pub(crate) fn started(&self, container: Arc<Container>, for_caller: bool) {
+    /// A start finished: the new container is busy (`for_caller`) or parked (pre-warmed).
+    /// Returns the container if the pool closed meanwhile: the caller must retire it.
+    pub(crate) fn started(&self, container: Arc<Container>, for_caller: bool) -> Option<Arc<Container>> {
         let mut state = self.lock();
         state.starting -= 1;
         if for_caller {
             state.busy += 1;
+            None
         } else {
-            drop(state);
-            self.put_back(container);
+            park(&mut state, container)
         }
     }
 
@@ -122,7 +131,7 @@ impl Pool {
         let mut state = self.lock();
         state.starting -= 1;
         state.total -= 1;
-        Self::offer_start_slot(&mut state);
+        offer_start_slot(&mut state);
     }
 
     /// A busy container finished its invocation.
@@ -130,11 +139,11 @@ impl Pool {
         self.lock().busy -= 1;
     }
 
-    /// Hands a healthy container to the oldest waiter, or parks it as idle.
-    pub(crate) fn put_back(&self, container: Arc<Container>) {
+    /// Hands a healthy container to the oldest waiter, or parks it as idle. Returns the
+    /// container if the pool closed meanwhile: the caller must retire it.
+    pub(crate) fn put_back(&self, container: Arc<Container>) -> Option<Arc<Container>> {
         container.touch();
-        let mut state = self.lock();
-        hand_over(&mut state, container);
+        park(&mut self.lock(), container)
     }
 
     /// A container left the pool (retired); its capacity goes to a waiter if any.
@@ -142,16 +151,19 @@ impl Pool {
         let mut state = self.lock();
         state.idle.retain(|idle| !Arc::ptr_eq(idle, container));
         state.total -= 1;
-        Self::offer_start_slot(&mut state);
+        offer_start_slot(&mut state);
     }
 
     /// Idle containers past the idle timeout, beyond the `min_warm` the pool keeps.
     pub(crate) fn take_expired(&self, now: Instant) -> Vec<Arc<Container>> {
         let mut state = self.lock();
-        let keep = self.target.limits.min_warm;
+        let keep = if state.keep_warm {
+            self.target.limits.min_warm
+        } else {
+            0
+        };
         let idle_timeout = self.target.limits.idle_timeout;
         let mut expired = Vec::new();
-        // Oldest first: they sit at the front of `idle`.
         while state.total - expired.len() > keep
             && state
                 .idle
@@ -163,14 +175,35 @@ impl Pool {
         expired
     }
 
-    /// Closes the pool and takes its idle containers out, for retirement.
+    /// Makes `min_warm` apply: this pool serves the function's current version.
+    pub(crate) fn keep_warm(&self) {
+        self.lock().keep_warm = true;
+    }
+
+    /// Closes the pool: queued callers are released (they look again) and the idle
+    /// containers are returned for retirement; busy ones retire when they finish.
     pub(crate) fn close(&self) -> Vec<Arc<Container>> {
-        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
-        std::mem::take(&mut self.lock().idle)
+        let mut state = self.lock();
+        state.closed = true;
+        state.waiters.clear();
+        std::mem::take(&mut state.idle)
+    }
+
+    /// Closes the pool if it holds nothing, nobody waits and it need not stay warm.
+    pub(crate) fn close_if_unused(&self) -> bool {
+        let mut state = self.lock();
+        state.waiters.retain(|waiter| !waiter.is_closed());
+        let unused = state.total == 0
+            && state.waiters.is_empty()
+            && !(state.keep_warm && self.target.limits.min_warm > 0);
+        if unused {
+            state.closed = true;
+        }
+        unused
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+        self.lock().closed
     }
 
     pub(crate) fn counts(&self) -> PoolCounts {
@@ -183,25 +216,21 @@ impl Pool {
         }
     }
 
-    /// True when the pool holds nothing and nobody waits: it can be forgotten.
-    pub(crate) fn is_empty(&self) -> bool {
-        let state = self.lock();
-        state.total == 0 && state.waiters.is_empty() && self.target.limits.min_warm == 0
-    }
-
-    fn offer_start_slot(state: &mut PoolState) {
-        while let Some(waiter) = state.waiters.pop_front() {
-            state.total += 1;
-            if waiter.send(Handoff::StartSlot).is_ok() {
-                return;
-            }
-            state.total -= 1;
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
         self.state.lock().expect("pool lock")
     }
+}
+
+/// Parks a container that finished work or started, unless it already left or the pool closed.
+fn park(state: &mut PoolState, container: Arc<Container>) -> Option<Arc<Container>> {
+    if container.retired.load(Ordering::SeqCst) {
+        return None;
+    }
+    if state.closed {
+        return Some(container);
+    }
+    hand_over(state, container);
+    None
 }
 
 /// Gives `container` to the oldest waiter still listening, else parks it as idle.
@@ -218,4 +247,18 @@ fn hand_over(state: &mut PoolState, mut container: Arc<Container>) {
         }
     }
     state.idle.push(container);
+}
+
+/// Freed capacity goes to the oldest waiter still listening, as a slot to start a container.
+fn offer_start_slot(state: &mut PoolState) {
+    if state.closed {
+        return;
+    }
+    while let Some(waiter) = state.waiters.pop_front() {
+        state.total += 1;
+        if waiter.send(Handoff::StartSlot).is_ok() {
+            return;
+        }
+        state.total -= 1;
+    }
 }

@@ -8,8 +8,12 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+
+/// Makes partial file names unique per call, so concurrent stores of one digest never share one.
+static NEXT_PARTIAL: AtomicU64 = AtomicU64::new(0);
 
 /// Mount points the sandbox mounts over; a read-only root must already have them.
 const MOUNT_POINTS: [&str; 4] = ["proc", "dev", "tmp", "run/kiln"];
@@ -50,10 +54,14 @@ impl BlobStore {
         if self.has(digest) {
             return Ok(false);
         }
-        let unique = format!(".partial-{digest}-{}", std::process::id());
+        let unique = format!(
+            ".partial-{digest}-{}-{}",
+            std::process::id(),
+            NEXT_PARTIAL.fetch_add(1, Ordering::Relaxed)
+        );
         let partial_blob = self.blobs.join(&unique);
         let written = (|| {
-            let mut file = fs::File::create(&partial_blob)?;
+            let mut file = fs::File::create_new(&partial_blob)?;
             file.write_all(bytes)?;
             file.set_permissions(fs::Permissions::from_mode(0o755))?;
             file.sync_all()?;
@@ -65,10 +73,13 @@ impl BlobStore {
             }
             fs::hard_link(&blob, partial_root.join("function"))?;
             if root.exists() {
-                fs::remove_dir_all(&partial_root)?;
-                Ok(())
-            } else {
-                fs::rename(&partial_root, &root)
+                return fs::remove_dir_all(&partial_root);
+            }
+            match fs::rename(&partial_root, &root) {
+                Ok(()) => Ok(()),
+                // Another store of the same digest won the race: its root is as good as ours.
+                Err(_) if root.join("function").exists() => fs::remove_dir_all(&partial_root),
+                Err(error) => Err(error),
             }
         })();
         if let Err(error) = written {

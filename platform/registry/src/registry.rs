@@ -21,6 +21,8 @@ const RESOLVE_CACHE_MAX: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
     pub upload_limit: usize,
+    /// Whether functions may ask for `network=true` (they then share the host's network).
+    pub allow_network: bool,
 }
 
 /// Recently resolved targets (or "no such function") by tenant, function and selector,
@@ -45,8 +47,23 @@ impl Registry {
         })
     }
 
-    /// Stores a new version of `tenant/name` and makes it current.
+    /// Stores a new version of `tenant/name` and makes it current. Runs to the end in its own
+    /// task even if the caller goes away, so an upload never stops between disk and database.
     pub async fn upload(
+        &self,
+        tenant: &str,
+        name: &str,
+        executable: Bytes,
+        settings: &FunctionSettings,
+    ) -> Result<VersionRecord, RegistryError> {
+        let (registry, tenant, name, settings) =
+            (self.clone(), tenant.to_owned(), name.to_owned(), settings.clone());
+        tokio::spawn(async move { registry.store_upload(&tenant, &name, executable, &settings).await })
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    async fn store_upload(
         &self,
         tenant: &str,
         name: &str,
@@ -60,6 +77,13 @@ impl Registry {
             });
         }
         check_executable(&executable).map_err(RegistryError::NotExecutable)?;
+        if settings.network && !self.config.allow_network {
+            return Err(RegistryError::InvalidSetting(
+                "network=true is not allowed on this Kiln: functions with network share the host's network, \
+                 so the operator must enable it with KILN_ALLOW_NETWORK=true"
+                    .into(),
+            ));
+        }
         let size_bytes = executable.len() as i64;
         // `Bytes` clones share the buffer: one copy goes to disk, the same one to PostgreSQL.
         let stored = executable.clone();

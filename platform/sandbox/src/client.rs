@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::Duration;
 use thiserror::Error;
+
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
@@ -37,10 +39,23 @@ pub struct ContainerExit {
 
 type PendingReplies = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<i32, String>>>>>;
 
+/// Longest wait for one reply; the sandbox works through requests in turn, so this bounds
+/// a whole queue of container starts, not one.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the writer task puts on the control socket.
+enum Outgoing {
+    /// One whole request line: written entirely or not at all, whatever happens to the caller.
+    Line(Vec<u8>),
+    /// Close the socket after everything queued before: the sandbox then deletes every
+    /// container and exits.
+    Close(oneshot::Sender<()>),
+}
+
 /// Handle on one sandbox process; cheap to clone.
 #[derive(Clone)]
 pub struct Sandbox {
-    writer: Arc<Mutex<OwnedWriteHalf>>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     /// Replies not yet received, by request id.
     pending: PendingReplies,
     next_request: Arc<AtomicU64>,
@@ -71,8 +86,10 @@ impl Sandbox {
             pending.clone(),
             exits_tx,
         ));
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_messages(write_half, queue));
         let sandbox = Sandbox {
-            writer: Arc::new(Mutex::new(write_half)),
+            outgoing,
             pending,
             next_request: Arc::new(AtomicU64::new(1)),
             child: Arc::new(Mutex::new(Some(child))),
@@ -96,7 +113,10 @@ impl Sandbox {
 
     /// Closes the control socket, which makes the sandbox delete every container and exit.
     pub async fn shutdown(&self) -> Result<(), SandboxError> {
-        self.writer.lock().await.shutdown().await?;
+        let (closed, on_close) = oneshot::channel();
+        if self.outgoing.send(Outgoing::Close(closed)).is_ok() {
+            let _ = on_close.await;
+        }
         if let Some(mut child) = self.child.lock().await.take() {
             child.wait().await?;
         }
@@ -113,14 +133,37 @@ impl Sandbox {
             .lock()
             .expect("pending replies lock")
             .insert(id, reply_tx);
-        let written = self.writer.lock().await.write_all(&line).await;
-        if written.is_err() {
+        if self.outgoing.send(Outgoing::Line(line)).is_err() {
             self.pending.lock().expect("pending replies lock").remove(&id);
             return Err(SandboxError::Gone);
         }
-        match reply_rx.await {
-            Ok(outcome) => outcome.map_err(SandboxError::Failed),
-            Err(_) => Err(SandboxError::Gone),
+        let reply = tokio::time::timeout(REPLY_TIMEOUT, reply_rx).await;
+        self.pending.lock().expect("pending replies lock").remove(&id);
+        match reply {
+            Ok(Ok(outcome)) => outcome.map_err(SandboxError::Failed),
+            Ok(Err(_)) => Err(SandboxError::Gone),
+            Err(_) => Err(SandboxError::Failed(format!(
+                "no reply from the sandbox within {REPLY_TIMEOUT:?}"
+            ))),
+        }
+    }
+}
+
+/// Writes queued requests in order; a request is never cut by its caller going away.
+async fn write_messages(mut writer: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(outgoing) = queue.recv().await {
+        match outgoing {
+            Outgoing::Line(line) => {
+                if let Err(error) = writer.write_all(&line).await {
+                    tracing::error!(%error, "writing to the sandbox failed");
+                    return;
+                }
+            }
+            Outgoing::Close(closed) => {
+                let _ = writer.shutdown().await;
+                let _ = closed.send(());
+                return;
+            }
         }
     }
 }

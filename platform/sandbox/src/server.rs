@@ -33,6 +33,18 @@ pub fn serve(control: UnixStream, state_root: &Path) -> std::io::Result<()> {
     };
     sandbox.delete_leftovers();
     let exits = ChildExits::install().map_err(std::io::Error::from)?;
+    let outcome = serve_requests(&mut sandbox, &exits, control);
+    // However the control socket ended (EOF, or an error because kilnd died mid-reply),
+    // nothing may outlive it.
+    sandbox.delete_all();
+    outcome
+}
+
+fn serve_requests(
+    sandbox: &mut SandboxProcess,
+    exits: &ChildExits,
+    control: UnixStream,
+) -> std::io::Result<()> {
     let mut reader = BufReader::new(control.try_clone()?);
     let mut writer = control;
     let mut line = String::new();
@@ -66,7 +78,6 @@ pub fn serve(control: UnixStream, state_root: &Path) -> std::io::Result<()> {
         if control_ready {
             line.clear();
             if reader.read_line(&mut line)? == 0 {
-                sandbox.delete_all();
                 return Ok(());
             }
             let reply = match serde_json::from_str::<Request>(&line) {

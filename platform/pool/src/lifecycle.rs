@@ -1,0 +1,305 @@
+//! Containers coming and going: starting one for a pool, retiring one (crashed, timed out,
+//! idle, superseded, deleted), and the background tasks that drive both.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sandbox::{ContainerExit, ContainerSpec};
+use tokio::net::UnixListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::container::Container;
+use crate::pool::Pool;
+use crate::runtime_api::{RuntimeChannel, serve_runtime_api};
+use crate::{Dispatcher, FunctionTarget, InvokeError};
+
+impl Dispatcher {
+    /// Marks `target` as its function's current version: its `min_warm` containers start now
+    /// and are kept, and the pools of the function's other versions close.
+    pub fn prewarm(&self, target: Arc<FunctionTarget>) {
+        let superseded: Vec<Arc<Pool>> = {
+            let mut pools = self.inner.pools.lock().expect("pools lock");
+            let keys: Vec<_> = pools
+                .keys()
+                .filter(|(tenant, function, version)| {
+                    *tenant == target.tenant && *function == target.function && *version != target.version
+                })
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|key| pools.remove(key)).collect()
+        };
+        for pool in superseded {
+            self.close_pool(&pool);
+        }
+        let pool = self.pool_for(&target);
+        pool.keep_warm();
+        self.fill_to_min_warm(&pool);
+    }
+
+    /// Retires every container of `tenant/function` (all versions), for example after a delete.
+    /// Busy containers finish their invocation first.
+    pub fn retire_function(&self, tenant: &str, function: &str) {
+        let closed: Vec<Arc<Pool>> = {
+            let mut pools = self.inner.pools.lock().expect("pools lock");
+            let keys: Vec<_> = pools
+                .keys()
+                .filter(|(pool_tenant, pool_function, _)| pool_tenant == tenant && pool_function == function)
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|key| pools.remove(key)).collect()
+        };
+        for pool in closed {
+            self.close_pool(&pool);
+        }
+    }
+
+    /// Starts a container for `pool` in a slot already counted; busy for the caller or parked.
+    /// The start is never cancelled halfway: past the deadline the caller gets a timeout and
+    /// the container, once up, joins the pool as a warm one.
+    pub(crate) async fn start(
+        &self,
+        pool: &Arc<Pool>,
+        deadline: tokio::time::Instant,
+        for_caller: bool,
+    ) -> Result<Arc<Container>, InvokeError> {
+        let creating = {
+            let (dispatcher, pool) = (self.clone(), pool.clone());
+            tokio::spawn(async move { dispatcher.create_container(&pool).await })
+        };
+        let finish = {
+            let (dispatcher, pool) = (self.clone(), pool.clone());
+            move |created: Result<Arc<Container>, InvokeError>, for_caller: bool| match created {
+                Ok(container) => {
+                    if let Some(leftover) = pool.started(container.clone(), for_caller) {
+                        dispatcher.retire(&pool, &leftover);
+                    }
+                    Ok(container)
+                }
+                Err(error) => {
+                    pool.start_failed();
+                    Err(error)
+                }
+            }
+        };
+        let joined = |joined: Result<Result<Arc<Container>, InvokeError>, tokio::task::JoinError>| {
+            joined
+                .unwrap_or_else(|error| Err(InvokeError::StartFailed(format!("start task failed: {error}"))))
+        };
+        let mut creating = creating;
+        match tokio::time::timeout_at(deadline, &mut creating).await {
+            Ok(created) => finish(joined(created), for_caller),
+            Err(_) => {
+                tokio::spawn(async move {
+                    let _ = finish(joined(creating.await), false);
+                });
+                Err(InvokeError::Timeout(pool.target.limits.timeout))
+            }
+        }
+    }
+
+    async fn create_container(&self, pool: &Arc<Pool>) -> Result<Arc<Container>, InvokeError> {
+        let target = &pool.target;
+        let number = self.inner.next_container.fetch_add(1, Ordering::Relaxed);
+        let id = format!("kiln-{}-{number}", self.inner.id_prefix);
+        let runtime_dir = self.inner.config.run_dir.join(&id);
+        let start_failed =
+            |what: &str, error: &dyn std::fmt::Display| InvokeError::StartFailed(format!("{what}: {error}"));
+        let listener = bind_runtime_socket(&runtime_dir).map_err(|error| {
+            let _ = std::fs::remove_dir_all(&runtime_dir);
+            start_failed("runtime socket", &error)
+        })?;
+        let (channel, assign) = RuntimeChannel::new(self.inner.config.response_limit);
+        let server = tokio::spawn(serve_runtime_api(listener, channel)).abort_handle();
+        let container = Arc::new(Container {
+            id: id.clone(),
+            runtime_dir: runtime_dir.clone(),
+            assign,
+            server,
+            died: CancellationToken::new(),
+            exit_status: Mutex::new(None),
+            retired: AtomicBool::new(false),
+            last_used: Mutex::new(Instant::now()),
+        });
+        self.inner
+            .containers
+            .lock()
+            .expect("containers lock")
+            .insert(id.clone(), (pool.clone(), container.clone()));
+        let spec = self.container_spec(target, &id, runtime_dir);
+        let creating = Instant::now();
+        if let Err(error) = self.inner.sandbox.create(spec).await {
+            // Never counted in the pool: clean up without touching its counts.
+            container.begin_retirement();
+            self.forget(&container);
+            self.delete_in_background(&container);
+            return Err(start_failed("create container", &error));
+        }
+        tracing::debug!(
+            container = %id,
+            tenant = %target.tenant,
+            function = %target.function,
+            create_ms = creating.elapsed().as_secs_f64() * 1000.0,
+            "container started"
+        );
+        Ok(container)
+    }
+
+    fn container_spec(&self, target: &FunctionTarget, id: &str, runtime_dir: PathBuf) -> ContainerSpec {
+        let limits = &target.limits;
+        let mut env = vec![
+            "PATH=/".to_owned(),
+            "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".to_owned(),
+            format!("KILN_TENANT={}", target.tenant),
+            format!("KILN_FUNCTION={}", target.function),
+            format!("KILN_VERSION={}", target.version),
+        ];
+        env.extend(limits.env.iter().map(|(key, value)| format!("{key}={value}")));
+        ContainerSpec {
+            id: id.to_owned(),
+            rootfs: target.rootfs.clone(),
+            runtime_dir,
+            log_path: self.inner.config.log_dir.join(format!("{id}.log")),
+            env,
+            memory_bytes: limits.memory_bytes,
+            cpu_shares: limits.cpu_shares,
+            cpu_quota_us: limits.cpu_quota_us,
+            pids_limit: limits.pids_limit,
+            network: limits.network,
+            tmpfs_bytes: self.inner.config.tmpfs_bytes,
+        }
+    }
+
+    /// Takes a container out of its pool and deletes it in the background; only the first
+    /// call for a container does anything.
+    pub(crate) fn retire(&self, pool: &Pool, container: &Arc<Container>) {
+        if self.take_out(pool, container) {
+            self.delete_in_background(container);
+        }
+    }
+
+    /// The synchronous half of retiring: out of the pool and the registry of containers,
+    /// runtime API stopped, socket folder removed. True the first time only.
+    pub(crate) fn take_out(&self, pool: &Pool, container: &Arc<Container>) -> bool {
+        if !container.begin_retirement() {
+            return false;
+        }
+        pool.remove(container);
+        self.forget(container);
+        true
+    }
+
+    fn forget(&self, container: &Container) {
+        self.inner
+            .containers
+            .lock()
+            .expect("containers lock")
+            .remove(&container.id);
+        container.server.abort();
+        let _ = std::fs::remove_dir_all(&container.runtime_dir);
+    }
+
+    fn delete_in_background(&self, container: &Arc<Container>) {
+        let (dispatcher, container) = (self.clone(), container.clone());
+        tokio::spawn(async move {
+            if !container.died.is_cancelled() {
+                let deleting = Instant::now();
+                match dispatcher.inner.sandbox.delete(&container.id).await {
+                    Ok(()) => tracing::debug!(
+                        container = %container.id,
+                        delete_ms = deleting.elapsed().as_secs_f64() * 1000.0,
+                        "container deleted"
+                    ),
+                    Err(error) => {
+                        tracing::warn!(container = %container.id, %error, "deleting container failed")
+                    }
+                }
+            }
+            let _ = std::fs::remove_file(
+                dispatcher
+                    .inner
+                    .config
+                    .log_dir
+                    .join(format!("{}.log", container.id)),
+            );
+        });
+    }
+
+    fn close_pool(&self, pool: &Pool) {
+        for container in pool.close() {
+            self.retire(pool, &container);
+        }
+    }
+
+    fn fill_to_min_warm(&self, pool: &Arc<Pool>) {
+        while pool.warm_slot() {
+            let (dispatcher, pool) = (self.clone(), pool.clone());
+            tokio::spawn(async move {
+                let deadline =
+                    tokio::time::Instant::now() + pool.target.limits.timeout.max(Duration::from_secs(10));
+                if let Err(error) = dispatcher.start(&pool, deadline, false).await {
+                    tracing::warn!(function = %pool.target.function, %error, "pre-warming a container failed");
+                }
+            });
+        }
+    }
+
+    pub(crate) async fn watch_exits(self, mut exits: mpsc::UnboundedReceiver<ContainerExit>) {
+        while let Some(exit) = exits.recv().await {
+            let found = self
+                .inner
+                .containers
+                .lock()
+                .expect("containers lock")
+                .get(&exit.container)
+                .cloned();
+            let Some((pool, container)) = found else { continue };
+            tracing::warn!(container = %exit.container, status = %exit.status, function = %pool.target.function, "container exited");
+            container.mark_died(exit.status);
+            self.retire(&pool, &container);
+        }
+    }
+
+    pub(crate) async fn reap_idle(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.inner.stop.cancelled() => return,
+            }
+            let pools: Vec<Arc<Pool>> = self
+                .inner
+                .pools
+                .lock()
+                .expect("pools lock")
+                .values()
+                .cloned()
+                .collect();
+            for pool in pools {
+                for container in pool.take_expired(Instant::now()) {
+                    tracing::debug!(container = %container.id, "retiring idle container");
+                    self.retire(&pool, &container);
+                }
+                self.fill_to_min_warm(&pool);
+            }
+            // Under the map's lock, so no caller can pick up a pool between its close and removal.
+            self.inner
+                .pools
+                .lock()
+                .expect("pools lock")
+                .retain(|_, pool| !pool.close_if_unused());
+        }
+    }
+}
+
+/// Binds the container's runtime socket, then makes its folder read-only: the function
+/// (root in the container but without capabilities) can use the socket, not fill the disk.
+fn bind_runtime_socket(runtime_dir: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(runtime_dir)?;
+    let listener = UnixListener::bind(runtime_dir.join("runtime.sock"))?;
+    std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o555))?;
+    Ok(listener)
+}
