@@ -262,3 +262,154 @@ fn offer_start_slot(state: &mut PoolState) {
         state.total -= 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::FunctionLimits;
+
+    fn pool(max_concurrency: usize, min_warm: usize) -> Pool {
+        let limits = FunctionLimits {
+            memory_bytes: 64 << 20,
+            cpu_shares: 1024,
+            cpu_quota_us: None,
+            pids_limit: 16,
+            timeout: Duration::from_secs(1),
+            max_concurrency,
+            min_warm,
+            idle_timeout: Duration::ZERO,
+            env: Vec::new(),
+            network: false,
+        };
+        Pool::new(Arc::new(FunctionTarget {
+            tenant: "acme".into(),
+            function: "f".into(),
+            version: 1,
+            digest: "d".into(),
+            rootfs: "/nowhere".into(),
+            limits,
+        }))
+    }
+
+    fn container(id: &str) -> Arc<Container> {
+        let (assign, _) = mpsc::channel(1);
+        Arc::new(Container {
+            id: id.into(),
+            runtime_dir: "/nowhere".into(),
+            assign,
+            server: tokio::spawn(async {}).abort_handle(),
+            died: CancellationToken::new(),
+            exit_status: Mutex::new(None),
+            retired: AtomicBool::new(false),
+            last_used: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Leases a start slot and completes the start for the caller.
+    fn busy_container(pool: &Pool, id: &str) -> Arc<Container> {
+        assert!(matches!(pool.lease(0), Lease::StartSlot));
+        let container = container(id);
+        assert!(pool.started(container.clone(), true).is_none());
+        container
+    }
+
+    #[tokio::test]
+    async fn grows_to_max_then_queues_then_refuses() {
+        let pool = pool(2, 0);
+        assert!(matches!(pool.lease(1), Lease::StartSlot));
+        assert!(matches!(pool.lease(1), Lease::StartSlot));
+        let _waiting = match pool.lease(1) {
+            Lease::Wait(receiver) => receiver,
+            _ => panic!("third caller should queue"),
+        };
+        assert!(matches!(pool.lease(1), Lease::Full));
+        assert_eq!(pool.counts().starting, 2);
+        assert_eq!(pool.counts().queued, 1);
+    }
+
+    #[tokio::test]
+    async fn a_finished_container_goes_to_the_oldest_waiter() {
+        let pool = pool(1, 0);
+        let first = busy_container(&pool, "c1");
+        let Lease::Wait(mut waiting) = pool.lease(1) else {
+            panic!("should queue")
+        };
+        pool.end_busy();
+        assert!(pool.put_back(first.clone()).is_none());
+        match waiting.try_recv() {
+            Ok(Handoff::Container(handed)) => assert!(Arc::ptr_eq(&handed, &first)),
+            _ => panic!("the waiter should get the container"),
+        }
+        let counts = pool.counts();
+        assert_eq!((counts.busy, counts.idle, counts.queued), (1, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_retired_container_frees_a_start_slot_for_a_waiter() {
+        let pool = pool(1, 0);
+        let first = busy_container(&pool, "c1");
+        let Lease::Wait(mut waiting) = pool.lease(1) else {
+            panic!("should queue")
+        };
+        first.begin_retirement();
+        pool.remove(&first);
+        pool.end_busy();
+        assert!(matches!(waiting.try_recv(), Ok(Handoff::StartSlot)));
+        pool.slot_received();
+        // The slot stays counted: nobody else may start a container beyond the maximum.
+        assert!(matches!(pool.lease(0), Lease::Full));
+    }
+
+    #[tokio::test]
+    async fn callers_that_gave_up_do_not_hold_queue_places() {
+        let pool = pool(1, 0);
+        let _busy = busy_container(&pool, "c1");
+        let Lease::Wait(gave_up) = pool.lease(1) else {
+            panic!("should queue")
+        };
+        drop(gave_up);
+        assert!(matches!(pool.lease(1), Lease::Wait(_)));
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_hands_containers_back_for_retirement() {
+        let pool = pool(2, 0);
+        let busy = busy_container(&pool, "c1");
+        assert!(matches!(pool.lease(0), Lease::StartSlot));
+        let idle = container("c2");
+        assert!(pool.started(idle.clone(), false).is_none());
+        let closed_idle = pool.close();
+        assert_eq!(closed_idle.len(), 1);
+        assert!(Arc::ptr_eq(&closed_idle[0], &idle));
+        assert!(matches!(pool.lease(1), Lease::Closed));
+        pool.end_busy();
+        let returned = pool.put_back(busy.clone()).expect("closed pool must not park");
+        assert!(Arc::ptr_eq(&returned, &busy));
+    }
+
+    #[tokio::test]
+    async fn min_warm_is_kept_only_for_the_current_version() {
+        let pool = pool(3, 1);
+        assert!(matches!(pool.lease(0), Lease::StartSlot));
+        assert!(matches!(pool.lease(0), Lease::StartSlot));
+        for id in ["c1", "c2"] {
+            assert!(pool.started(container(id), false).is_none());
+        }
+        assert!(!pool.warm_slot(), "not current: no pre-warming");
+        pool.keep_warm();
+        let expired = pool.take_expired(Instant::now() + Duration::from_secs(1));
+        assert_eq!(expired.len(), 1, "one of two idle containers stays warm");
+        for container in &expired {
+            container.begin_retirement();
+            pool.remove(container);
+        }
+        assert!(!pool.close_if_unused(), "a pool kept warm is never dropped");
+    }
+}
