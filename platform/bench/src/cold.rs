@@ -26,10 +26,14 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
     // Interleaved, so drift on a shared machine affects both sides alike.
     for run in 0..runs {
         let spec = spec(&work, &rootfs, &format!("kb-{}-{run}", std::process::id()))?;
+        // A listening runtime socket, as under Kiln, so the function starts and waits as it
+        // would there; without one it exits at once and the start looks cheaper than it is.
+        let _socket = tokio::net::UnixListener::bind(spec.runtime_dir.join("runtime.sock"))?;
         let started = Instant::now();
         sandbox.create(spec.clone()).await.context("raw create+start")?;
         raw.push(started.elapsed());
         sandbox.delete(&spec.id).await?;
+        settle().await;
 
         let name = format!("bench-cold-{run}");
         kiln.upload(&name, &executable, "").await?;
@@ -48,9 +52,7 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
         }
         through.push(elapsed);
         kiln.delete(&name).await?;
-        // Let both sandboxes and the kernel finish tearing down (network namespaces are freed
-        // asynchronously) before the next start.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        settle().await;
     }
     sandbox.shutdown().await?;
     let _ = std::fs::remove_dir_all(&work);
@@ -72,6 +74,12 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
         );
     }
     Ok(())
+}
+
+/// Lets the sandbox and the kernel finish tearing the last container down (network
+/// namespaces and cgroups are freed asynchronously) so that no start pays for the one before.
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 }
 
 fn make_rootfs(work: &Path, testbed: &Path) -> anyhow::Result<PathBuf> {

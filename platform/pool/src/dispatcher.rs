@@ -102,14 +102,7 @@ impl Dispatcher {
     }
 
     pub fn figures(&self) -> PoolFigures {
-        let pools: Vec<Arc<Pool>> = self
-            .inner
-            .pools
-            .lock()
-            .expect("pools lock")
-            .values()
-            .cloned()
-            .collect();
+        let pools = self.all_pools();
         let mut figures = PoolFigures {
             pools: pools.len(),
             cold_starts: self.inner.cold_starts.load(Ordering::Relaxed),
@@ -239,6 +232,17 @@ impl Dispatcher {
             _ = container.died.cancelled() => Err(InvokeError::Crashed(container.exit_status())),
             _ = tokio::time::sleep_until(deadline) => Err(InvokeError::Timeout(timeout)),
         }
+    }
+
+    /// A snapshot of every pool, taken without holding the map's lock afterwards.
+    pub(crate) fn all_pools(&self) -> Vec<Arc<Pool>> {
+        self.inner
+            .pools
+            .lock()
+            .expect("pools lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub(crate) fn pool_for(&self, target: &Arc<FunctionTarget>) -> Arc<Pool> {

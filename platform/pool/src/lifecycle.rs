@@ -269,15 +269,7 @@ impl Dispatcher {
                 _ = tick.tick() => {}
                 _ = self.inner.stop.cancelled() => return,
             }
-            let pools: Vec<Arc<Pool>> = self
-                .inner
-                .pools
-                .lock()
-                .expect("pools lock")
-                .values()
-                .cloned()
-                .collect();
-            for pool in pools {
+            for pool in self.all_pools() {
                 for container in pool.take_expired(Instant::now()) {
                     tracing::debug!(container = %container.id, "retiring idle container");
                     self.retire(&pool, &container);
