@@ -30,8 +30,12 @@ kiln_install_packages() {
     || rustup target add x86_64-unknown-linux-gnu >&2 || true
 }
 
+# Where the local `kiln` role's password is kept: one file for the whole machine, so that
+# every checkout (and CI's fresh clone) agrees on it.
+KILN_DB_PASSWORD_FILE="${KILN_DB_PASSWORD_FILE:-/etc/kiln/db-password}"
+
 # Prints a DATABASE_URL. Uses $DATABASE_URL when set; otherwise starts the machine's
-# PostgreSQL cluster and creates a `kiln` role (password kept in .kiln/db-password) and
+# PostgreSQL cluster and creates a `kiln` role (password in $KILN_DB_PASSWORD_FILE) and
 # database, both idempotently.
 kiln_database_url() {
   if [ -n "${DATABASE_URL:-}" ]; then
@@ -52,12 +56,12 @@ kiln_database_url() {
     say "starting PostgreSQL $version/$name"
     pg_ctlcluster "$version" "$name" start >&2
   fi
-  if [ ! -s "$KILN_STATE/db-password" ]; then
-    head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$KILN_STATE/db-password"
-    chmod 600 "$KILN_STATE/db-password"
+  if [ ! -s "$KILN_DB_PASSWORD_FILE" ]; then
+    mkdir -p "$(dirname "$KILN_DB_PASSWORD_FILE")"
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$KILN_DB_PASSWORD_FILE")
   fi
   local password
-  password="$(cat "$KILN_STATE/db-password")"
+  password="$(cat "$KILN_DB_PASSWORD_FILE")"
   su postgres -c "psql -q -p $port -v ON_ERROR_STOP=1" >&2 <<SQL
 DO \$\$ BEGIN
   IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'kiln') THEN
