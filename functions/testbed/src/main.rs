@@ -144,6 +144,7 @@ mod tests {
         let expected = pairs(&[
             ("x-method", "PUT"),
             ("x-path", "/echo/deep/path"),
+            ("x-saw-authorization", "no"),
             ("x-query", "a=1&b"),
             ("X-Trace", "t1"),
             ("x-trace", "t2"),
