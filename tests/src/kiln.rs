@@ -62,6 +62,39 @@ impl Kiln {
         Kiln::start_on(self.database_url.clone(), None, env).await
     }
 
+    /// Starts kilnd again on the same database and data folder, after the last one exited.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or wait for the running kilnd first");
+        let (child, url) = spawn_kilnd(&self.database_url, &self.data_dir, &[]).await;
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    /// Sends SIGKILL to kilnd (its sandbox process is left to notice on its own).
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    /// The pid of kilnd's sandbox process.
+    pub fn sandbox_pid(&self) -> i32 {
+        let pid = self.pid();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        children
+            .split_whitespace()
+            .filter_map(|child| child.parse::<i32>().ok())
+            .find(|child| {
+                std::fs::read_to_string(format!("/proc/{child}/cmdline"))
+                    .is_ok_and(|cmd| cmd.contains("sandbox"))
+            })
+            .expect("kilnd has a sandbox process")
+    }
+
     async fn start_on(
         database_url: String,
         owned_database: Option<TestDatabase>,
@@ -71,35 +104,7 @@ impl Kiln {
         let data_dir = PathBuf::from(format!("/tmp/kt-{}-{instance}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         std::fs::create_dir_all(&data_dir).unwrap();
-        let kilnd = kilnd_path();
-        let log = std::fs::File::create(data_dir.join("kilnd.log")).unwrap();
-        let mut command = Command::new(&kilnd);
-        command
-            .env("DATABASE_URL", &database_url)
-            .env("KILN_PORT", "0")
-            .env("KILN_DATA_DIR", &data_dir)
-            .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "info,pool=debug")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {}: {error}", kilnd.display()));
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("kilnd did not start within 30 s; log: {}", read_log(&data_dir)))
-            .unwrap()
-            .unwrap_or_else(|| panic!("kilnd exited at start; log: {}", read_log(&data_dir)));
-        let url = line
-            .strip_prefix("kilnd listening on ")
-            .expect("listening line")
-            .to_owned();
+        let (child, url) = spawn_kilnd(&database_url, &data_dir, env).await;
         Kiln {
             url,
             data_dir,
@@ -229,6 +234,44 @@ impl Kiln {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+/// Starts kilnd on `database_url` and `data_dir`; returns it and its URL once it listens.
+async fn spawn_kilnd(database_url: &str, data_dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let kilnd = kilnd_path();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("kilnd.log"))
+        .unwrap();
+    let mut command = Command::new(&kilnd);
+    command
+        .env("DATABASE_URL", database_url)
+        .env("KILN_PORT", "0")
+        .env("KILN_DATA_DIR", data_dir)
+        .env("KILN_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("RUST_LOG", "info,pool=debug")
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {}: {error}", kilnd.display()));
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("kilnd did not start within 30 s; log: {}", read_log(data_dir)))
+        .unwrap()
+        .unwrap_or_else(|| panic!("kilnd exited at start; log: {}", read_log(data_dir)));
+    let url = line
+        .strip_prefix("kilnd listening on ")
+        .expect("listening line")
+        .to_owned();
+    (child, url)
 }
 
 /// A per-tenant secret, long enough for HS256.

@@ -1,6 +1,9 @@
 //! Starts Kiln: migrations, store, registry, sandbox, dispatcher, front door; and stops it
 //! in order on SIGTERM or SIGINT (drain requests, delete containers, stop the sandbox).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context;
 use auth::AdminToken;
 use frontdoor::{App, AppConfig, ServerConfig};
@@ -83,9 +86,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         header_read_timeout: config.header_read_timeout,
         shutdown_grace: config.shutdown_grace,
     };
-    frontdoor::serve(listener, app, server_config, shutdown_signal()).await;
+    let sandbox_lost = Arc::new(AtomicBool::new(false));
+    let stop = {
+        let (dispatcher, sandbox_lost) = (dispatcher.clone(), sandbox_lost.clone());
+        async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = dispatcher.sandbox_lost() => sandbox_lost.store(true, Ordering::SeqCst),
+            }
+        }
+    };
+    frontdoor::serve(listener, app, server_config, stop).await;
     tracing::info!("requests drained; deleting containers");
     dispatcher.shutdown().await;
+    if sandbox_lost.load(Ordering::SeqCst) {
+        anyhow::bail!(
+            "the sandbox process died; exiting so that a supervisor restarts kilnd (the next start deletes its containers)"
+        );
+    }
     tracing::info!("kilnd stopped");
     Ok(())
 }

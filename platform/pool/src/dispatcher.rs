@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     pub warm_starts: AtomicU64,
     /// Stops the background tasks on shutdown.
     pub stop: CancellationToken,
+    /// Cancelled when the sandbox process went away while kilnd still needed it.
+    pub sandbox_lost: CancellationToken,
 }
 
 /// How often a caller looks for a pool again after the one it found closed under it.
@@ -94,11 +96,19 @@ impl Dispatcher {
             cold_starts: AtomicU64::new(0),
             warm_starts: AtomicU64::new(0),
             stop: CancellationToken::new(),
+            sandbox_lost: CancellationToken::new(),
         });
         let dispatcher = Dispatcher { inner };
         tokio::spawn(dispatcher.clone().watch_exits(exits));
         tokio::spawn(dispatcher.clone().reap_idle());
         dispatcher
+    }
+
+    /// Completes if the sandbox process dies while kilnd runs. kilnd cannot start or delete
+    /// containers without it, so the binary shuts down for its supervisor to restart it; the
+    /// next start deletes what the dead sandbox left.
+    pub async fn sandbox_lost(&self) {
+        self.inner.sandbox_lost.cancelled().await;
     }
 
     pub fn figures(&self) -> PoolFigures {

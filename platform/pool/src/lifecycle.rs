@@ -260,6 +260,11 @@ impl Dispatcher {
             container.mark_died(exit.status);
             self.retire(&pool, &container);
         }
+        // The reports end only when the sandbox's control socket closed.
+        if !self.inner.closing.load(Ordering::SeqCst) {
+            tracing::error!("the sandbox process is gone; containers can no longer be started or deleted");
+            self.inner.sandbox_lost.cancel();
+        }
     }
 
     pub(crate) async fn reap_idle(self) {

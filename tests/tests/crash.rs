@@ -1,0 +1,96 @@
+//! kilnd or its sandbox process dying: no container, youki state or cgroup outlives them
+//! for long, and a restart on the same data folder serves again.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use e2e::Kiln;
+use http::Method;
+
+fn cgroup_exists(container: &str) -> bool {
+    std::path::Path::new(&format!("/sys/fs/cgroup/memory/kiln/{container}")).exists()
+}
+
+/// Polls until no youki state or cgroup of `containers` is left, or `within` passes.
+async fn wait_until_clean(kiln: &Kiln, containers: &[String], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if kiln.youki_containers().is_empty() && !containers.iter().any(|id| cgroup_exists(id)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
+    let mut kiln = Kiln::start(&[]).await;
+    let token = kiln.create_tenant("acme").await;
+    assert_eq!(kiln.upload_testbed(&token, "echo", "").await.status, 201);
+    assert_eq!(
+        kiln.request(Method::GET, "/fn/acme/echo/instance", Some(&token), Bytes::new())
+            .await
+            .status,
+        200
+    );
+    let containers = kiln.youki_containers();
+    assert_eq!(containers.len(), 1);
+    assert!(cgroup_exists(&containers[0]));
+
+    kiln.kill();
+    kiln.wait_exit().await;
+    assert!(
+        wait_until_clean(&kiln, &containers, Duration::from_secs(10)).await,
+        "containers outlived kilnd"
+    );
+
+    kiln.restart().await;
+    let again = kiln
+        .request(Method::GET, "/fn/acme/echo/instance", Some(&token), Bytes::new())
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    kiln.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_sandbox_dies_kilnd_exits_and_its_restart_deletes_the_leftovers() {
+    let mut kiln = Kiln::start(&[]).await;
+    let token = kiln.create_tenant("acme").await;
+    assert_eq!(kiln.upload_testbed(&token, "echo", "").await.status, 201);
+    assert_eq!(
+        kiln.request(Method::GET, "/fn/acme/echo/instance", Some(&token), Bytes::new())
+            .await
+            .status,
+        200
+    );
+    let containers = kiln.youki_containers();
+    assert_eq!(containers.len(), 1);
+
+    let sandbox = nix::unistd::Pid::from_raw(kiln.sandbox_pid());
+    nix::sys::signal::kill(sandbox, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let code = kiln.wait_exit().await;
+    assert_eq!(
+        code,
+        Some(1),
+        "kilnd must stop with an error without its sandbox: {}",
+        kiln.log()
+    );
+    assert!(kiln.log().contains("sandbox process died"), "{}", kiln.log());
+    assert_eq!(
+        kiln.youki_containers(),
+        containers,
+        "the orphaned container is still there before the restart"
+    );
+
+    kiln.restart().await;
+    assert!(
+        wait_until_clean(&kiln, &containers, Duration::from_secs(10)).await,
+        "restart left the orphans"
+    );
+    let again = kiln
+        .request(Method::GET, "/fn/acme/echo/instance", Some(&token), Bytes::new())
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text());
+    kiln.finish().await;
+}
