@@ -23,7 +23,7 @@ pub struct Kiln {
     pub data_dir: PathBuf,
     child: Option<Child>,
     /// The database this kilnd uses; dropped at the end only if this harness created it.
-    database_url: String,
+    pub database_url: String,
     owned_database: Option<TestDatabase>,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -54,12 +54,12 @@ impl Kiln {
     pub async fn start(env: &[(&str, &str)]) -> Kiln {
         let database = TestDatabase::create().await;
         let url = database.url.clone();
-        Kiln::start_on(url, Some(database), env).await
+        Kiln::start_with_database(url, Some(database), env).await
     }
 
     /// Starts another kilnd on this one's database (a second node).
     pub async fn start_peer(&self, env: &[(&str, &str)]) -> Kiln {
-        Kiln::start_on(self.database_url.clone(), None, env).await
+        Kiln::start_with_database(self.database_url.clone(), None, env).await
     }
 
     /// Starts kilnd again on the same database and data folder, after the last one exited.
@@ -95,7 +95,8 @@ impl Kiln {
             .expect("kilnd has a sandbox process")
     }
 
-    async fn start_on(
+    /// Starts kilnd on `database_url`; `owned_database` is dropped by [`Kiln::finish`].
+    pub async fn start_with_database(
         database_url: String,
         owned_database: Option<TestDatabase>,
         env: &[(&str, &str)],

@@ -1,7 +1,7 @@
 //! Running kilnd as an operator would: bad configuration, two nodes on one database, JSON logs.
 
 use bytes::Bytes;
-use e2e::{Kiln, kilnd_path};
+use e2e::{Kiln, TestDatabase, kilnd_path};
 use http::Method;
 
 #[test]
@@ -26,25 +26,70 @@ fn bad_configuration_prints_one_line_and_exits_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_start_at_once_on_one_fresh_database_and_share_it() {
-    let first = Kiln::start(&[]).await;
-    // The first node migrated; now two more start at the same moment on the same database.
-    let (second, third) = tokio::join!(first.start_peer(&[]), first.start_peer(&[]));
+async fn two_nodes_migrate_one_fresh_database_at_once_and_share_it() {
+    let database = TestDatabase::create().await;
+    let url = database.url.clone();
+    let (first, second) = tokio::join!(
+        Kiln::start_with_database(url.clone(), Some(database), &[]),
+        Kiln::start_with_database(url, None, &[])
+    );
     let token = first.create_tenant("acme").await;
-    assert_eq!(second.upload_testbed(&token, "shared", "").await.status, 201);
-    let reply = third
+    assert_eq!(first.upload_testbed(&token, "shared", "").await.status, 201);
+    // The second node has never seen the executable: it fetches it from PostgreSQL.
+    let reply = second
         .request(
             Method::POST,
             "/fn/acme/shared/echo",
             Some(&token),
-            "from the third node",
+            "from the second node",
         )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    assert_eq!(reply.text(), "from the third node");
+    assert_eq!(reply.text(), "from the second node");
     second.finish().await;
-    third.finish().await;
     first.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_create_tenants_and_mint_tokens_from_the_command_line() {
+    let database = TestDatabase::create().await;
+    let url = database.url.clone();
+    let created = std::process::Command::new(kilnd_path())
+        .args(["tenant", "create", "cli-made"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let tenant: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(tenant["tenant"], "cli-made");
+    let secret = tenant["secret"].as_str().unwrap();
+    assert_eq!(secret.len(), 64, "a 256-bit random secret, hex-encoded");
+    let minted = std::process::Command::new(kilnd_path())
+        .args([
+            "token", "mint", "--tenant", "cli-made", "--secret", secret, "--ttl", "60",
+        ])
+        .output()
+        .unwrap();
+    assert!(minted.status.success());
+    let token = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+
+    let kiln = Kiln::start_with_database(url, Some(database), &[]).await;
+    let listed = kiln
+        .request(Method::GET, "/v1/functions", Some(&token), Bytes::new())
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let again = std::process::Command::new(kilnd_path())
+        .args(["tenant", "create", "cli-made"])
+        .env("DATABASE_URL", &kiln.database_url)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "creating a tenant twice must fail");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    kiln.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

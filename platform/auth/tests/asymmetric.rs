@@ -41,9 +41,18 @@ const PAIRS: [Pair; 3] = [
 fn verifier() -> TenantVerifier {
     let keys = PAIRS
         .iter()
-        .map(|pair| KeyRecord { kid: pair.kid.into(), algorithm: pair.name.into(), material: pair.public.into() })
+        .map(|pair| KeyRecord {
+            kid: pair.kid.into(),
+            algorithm: pair.name.into(),
+            material: pair.public.into(),
+        })
         .collect();
-    TenantVerifier::from_record(&TenantAuth { issuer: "kiln".into(), audience: "kiln:acme".into(), keys }).unwrap()
+    TenantVerifier::from_record(&TenantAuth {
+        issuer: "kiln".into(),
+        audience: "kiln:acme".into(),
+        keys,
+    })
+    .unwrap()
 }
 
 fn claims() -> serde_json::Value {
@@ -63,9 +72,17 @@ fn encoding_key(pair: &Pair) -> EncodingKey {
 fn tokens_signed_with_each_private_key_verify() {
     let verifier = verifier();
     for pair in &PAIRS {
-        let header = Header { kid: Some(pair.kid.into()), ..Header::new(pair.algorithm) };
+        let header = Header {
+            kid: Some(pair.kid.into()),
+            ..Header::new(pair.algorithm)
+        };
         let token = encode(&header, &claims(), &encoding_key(pair)).unwrap();
-        assert_eq!(verifier.verify(&token, "acme").unwrap().tenant, "acme", "{}", pair.name);
+        assert_eq!(
+            verifier.verify(&token, "acme").unwrap().tenant,
+            "acme",
+            "{}",
+            pair.name
+        );
     }
 }
 
@@ -73,17 +90,31 @@ fn tokens_signed_with_each_private_key_verify() {
 fn a_token_signed_with_another_keys_private_half_is_refused() {
     let verifier = verifier();
     // Signed with the P-256 key but naming the RSA key's kid: algorithm differs, refused.
-    let header = Header { kid: Some("rsa".into()), ..Header::new(Algorithm::ES256) };
+    let header = Header {
+        kid: Some("rsa".into()),
+        ..Header::new(Algorithm::ES256)
+    };
     let token = encode(&header, &claims(), &encoding_key(&PAIRS[1])).unwrap();
-    assert_eq!(verifier.verify(&token, "acme").unwrap_err(), AuthError::AlgorithmMismatch("rsa".into()));
+    assert_eq!(
+        verifier.verify(&token, "acme").unwrap_err(),
+        AuthError::AlgorithmMismatch("rsa".into())
+    );
 }
 
 #[test]
 fn hs256_keyed_with_the_public_key_is_refused() {
     let verifier = verifier();
     for pair in &PAIRS {
-        let header = Header { kid: Some(pair.kid.into()), ..Header::new(Algorithm::HS256) };
-        let forged = encode(&header, &claims(), &EncodingKey::from_secret(pair.public.as_bytes())).unwrap();
+        let header = Header {
+            kid: Some(pair.kid.into()),
+            ..Header::new(Algorithm::HS256)
+        };
+        let forged = encode(
+            &header,
+            &claims(),
+            &EncodingKey::from_secret(pair.public.as_bytes()),
+        )
+        .unwrap();
         assert_eq!(
             verifier.verify(&forged, "acme").unwrap_err(),
             AuthError::AlgorithmMismatch(pair.kid.into()),
@@ -95,6 +126,15 @@ fn hs256_keyed_with_the_public_key_is_refused() {
 
 #[test]
 fn a_public_key_that_is_not_pem_is_refused_when_added() {
-    let record = KeyRecord { kid: "bad".into(), algorithm: "RS256".into(), material: "not a key".into() };
-    assert!(auth::validate_key(&record).unwrap_err().to_string().contains("not a valid RS256 public key"));
+    let record = KeyRecord {
+        kid: "bad".into(),
+        algorithm: "RS256".into(),
+        material: "not a key".into(),
+    };
+    assert!(
+        auth::validate_key(&record)
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid RS256 public key")
+    );
 }
