@@ -325,14 +325,25 @@ fn database_url(base: &str, database: &str) -> String {
 }
 
 async fn admin_sql(base_url: &str, sql: &str) {
-    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to DATABASE_URL");
-    let task = tokio::spawn(connection);
-    client
-        .batch_execute(sql)
+    try_admin_sql(base_url, sql)
         .await
         .unwrap_or_else(|error| panic!("{sql}: {error}"));
+}
+
+/// Runs `sql` on the `DATABASE_URL` database; the error names PostgreSQL's own message.
+async fn try_admin_sql(base_url: &str, sql: &str) -> Result<(), String> {
+    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
+        .await
+        .map_err(|error| format!("connect to DATABASE_URL: {error}"))?;
+    let task = tokio::spawn(connection);
+    let outcome = client
+        .batch_execute(sql)
+        .await
+        .map_err(|error| match error.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => error.to_string(),
+        });
     drop(client);
     let _ = task.await;
+    outcome
 }
