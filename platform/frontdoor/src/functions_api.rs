@@ -78,11 +78,11 @@ where
         })?;
     let version = state.registry.upload(tenant, name, executable, &settings).await?;
     tracing::info!(tenant, function = name, version = version.version, digest = %version.digest, "function uploaded");
-    if settings.min_warm > 0 {
-        state
-            .runner
-            .prewarm(std::sync::Arc::new(state.registry.target(&version)));
-    }
+    // The new version becomes the current one: its min_warm containers start, older
+    // versions' pools close.
+    state
+        .runner
+        .prewarm(std::sync::Arc::new(state.registry.target(&version)));
     let mut body = version_json(&version);
     body["name"] = json!(name);
     body["invoke_path"] = json!(format!("/fn/{tenant}/{name}/"));
@@ -136,6 +136,10 @@ where
         return Err(ApiError::not_found(format!(
             "function `{name}` has no version {version}"
         )));
+    }
+    let selector = registry::VersionSelector::Number(version);
+    if let Some(target) = app.inner.registry.resolve(tenant, name, &selector).await? {
+        app.inner.runner.prewarm(target);
     }
     show(app, tenant, name).await
 }

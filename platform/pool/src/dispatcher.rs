@@ -129,24 +129,38 @@ impl Dispatcher {
         figures
     }
 
-    /// Refuses new work, takes every container out of its pool, and stops the sandbox
-    /// process, which deletes whatever it still runs. Call after in-flight work drained.
+    /// Refuses new work, closes every pool, and stops the sandbox process, which deletes
+    /// every container it runs; then removes their sockets and logs. Call after in-flight
+    /// work drained. The pools' counts are left as they are: nothing uses them any more.
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stop.cancel();
-        let containers: Vec<(Arc<Pool>, Arc<Container>)> = self
+        let pools: Vec<Arc<Pool>> = self
+            .inner
+            .pools
+            .lock()
+            .expect("pools lock")
+            .drain()
+            .map(|(_, pool)| pool)
+            .collect();
+        for pool in pools {
+            pool.close();
+        }
+        if let Err(error) = self.inner.sandbox.shutdown().await {
+            tracing::warn!(%error, "sandbox shutdown failed");
+        }
+        let containers: Vec<Arc<Container>> = self
             .inner
             .containers
             .lock()
             .expect("containers lock")
-            .values()
-            .cloned()
+            .drain()
+            .map(|(_, (_, container))| container)
             .collect();
-        for (pool, container) in containers {
-            self.take_out(&pool, &container);
-        }
-        if let Err(error) = self.inner.sandbox.shutdown().await {
-            tracing::warn!(%error, "sandbox shutdown failed");
+        for container in containers {
+            container.server.abort();
+            let _ = std::fs::remove_dir_all(&container.runtime_dir);
+            let _ = std::fs::remove_file(self.inner.config.log_dir.join(format!("{}.log", container.id)));
         }
     }
 
@@ -164,7 +178,13 @@ impl Dispatcher {
             let (container, cold) = match pool.lease(self.inner.config.queue_limit) {
                 Lease::Warm(container) => (container, false),
                 Lease::StartSlot => (self.start(&pool, deadline, true).await?, true),
-                Lease::Wait(receiver) => match self.wait_in_queue(receiver).await {
+                Lease::Wait(receiver) => match self.wait_in_queue(receiver, deadline).await {
+                    // Capacity that arrives after the caller's deadline goes back unused:
+                    // running work nobody waits for would only cost a container.
+                    Some(handoff) if tokio::time::Instant::now() >= deadline => {
+                        self.give_back(&pool, handoff);
+                        return Err(busy());
+                    }
                     Some(Handoff::Container(container)) => (container, false),
                     Some(Handoff::StartSlot) => {
                         pool.slot_received();
@@ -209,13 +229,35 @@ impl Dispatcher {
         Err(busy())
     }
 
-    async fn wait_in_queue(&self, mut receiver: oneshot::Receiver<Handoff>) -> Option<Handoff> {
+    /// Waits for capacity until the queue timeout or the caller's deadline, whichever is first.
+    async fn wait_in_queue(
+        &self,
+        mut receiver: oneshot::Receiver<Handoff>,
+        deadline: tokio::time::Instant,
+    ) -> Option<Handoff> {
+        let until = deadline.min(tokio::time::Instant::now() + self.inner.config.queue_timeout);
         tokio::select! {
             handoff = &mut receiver => handoff.ok(),
-            _ = tokio::time::sleep(self.inner.config.queue_timeout) => {
+            _ = tokio::time::sleep_until(until) => {
                 // A handoff may have landed just as the wait ended: take it rather than lose it.
                 receiver.close();
                 receiver.try_recv().ok()
+            }
+        }
+    }
+
+    /// Returns capacity a caller received but will not use.
+    fn give_back(&self, pool: &Pool, handoff: Handoff) {
+        match handoff {
+            Handoff::Container(container) => {
+                pool.end_busy();
+                if let Some(leftover) = pool.put_back(container) {
+                    self.retire(pool, &leftover);
+                }
+            }
+            Handoff::StartSlot => {
+                pool.slot_received();
+                pool.start_failed();
             }
         }
     }
@@ -261,6 +303,17 @@ impl Dispatcher {
             .entry(target.pool_key())
             .or_insert_with(|| Arc::new(Pool::new(target.clone())))
             .clone()
+    }
+
+    /// The pool of `target`, marked as its function's current version, under the map's lock
+    /// so the idle reaper cannot drop it between the two steps.
+    pub(crate) fn current_pool_for(&self, target: &Arc<FunctionTarget>) -> Arc<Pool> {
+        let mut pools = self.inner.pools.lock().expect("pools lock");
+        let pool = pools
+            .entry(target.pool_key())
+            .or_insert_with(|| Arc::new(Pool::new(target.clone())));
+        pool.keep_warm();
+        pool.clone()
     }
 }
 

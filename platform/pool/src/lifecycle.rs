@@ -17,8 +17,9 @@ use crate::runtime_api::{RuntimeChannel, serve_runtime_api};
 use crate::{Dispatcher, FunctionTarget, InvokeError};
 
 impl Dispatcher {
-    /// Marks `target` as its function's current version: its `min_warm` containers start now
-    /// and are kept, and the pools of the function's other versions close.
+    /// Marks `target` as its function's current version (call on every upload and roll-back):
+    /// its `min_warm` containers start now and are kept, and the pools of the function's
+    /// other versions close.
     pub fn prewarm(&self, target: Arc<FunctionTarget>) {
         let superseded: Vec<Arc<Pool>> = {
             let mut pools = self.inner.pools.lock().expect("pools lock");
@@ -34,8 +35,7 @@ impl Dispatcher {
         for pool in superseded {
             self.close_pool(&pool);
         }
-        let pool = self.pool_for(&target);
-        pool.keep_warm();
+        let pool = self.current_pool_for(&target);
         self.fill_to_min_warm(&pool);
     }
 
@@ -182,7 +182,7 @@ impl Dispatcher {
 
     /// The synchronous half of retiring: out of the pool and the registry of containers,
     /// runtime API stopped, socket folder removed. True the first time only.
-    pub(crate) fn take_out(&self, pool: &Pool, container: &Arc<Container>) -> bool {
+    fn take_out(&self, pool: &Pool, container: &Arc<Container>) -> bool {
         if !container.begin_retirement() {
             return false;
         }

@@ -47,7 +47,8 @@ impl BlobStore {
         self.blobs.join(digest).exists() && self.rootfs_path(digest).join("function").exists()
     }
 
-    /// Stores an executable and its root file system; `Ok(false)` if it was already stored.
+    /// Stores an executable and its root file system; `Ok(true)` only if this call created
+    /// them (and so may remove them again if recording the upload fails).
     pub(crate) fn put(&self, digest: &str, bytes: &[u8]) -> std::io::Result<bool> {
         let blob = self.blobs.join(digest);
         let root = self.rootfs_path(digest);
@@ -72,22 +73,21 @@ impl BlobStore {
                 fs::create_dir_all(partial_root.join(mount_point))?;
             }
             fs::hard_link(&blob, partial_root.join("function"))?;
-            if root.exists() {
-                return fs::remove_dir_all(&partial_root);
+            if root.exists() && !root.join("function").exists() {
+                // Left half-removed by an earlier crash: replace it.
+                fs::remove_dir_all(&root)?;
             }
             match fs::rename(&partial_root, &root) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(true),
                 // Another store of the same digest won the race: its root is as good as ours.
-                Err(_) if root.join("function").exists() => fs::remove_dir_all(&partial_root),
+                Err(_) if root.join("function").exists() => fs::remove_dir_all(&partial_root).map(|()| false),
                 Err(error) => Err(error),
             }
         })();
-        if let Err(error) = written {
+        written.inspect_err(|_| {
             let _ = fs::remove_file(&partial_blob);
             let _ = fs::remove_dir_all(self.rootfs.join(&unique));
-            return Err(error);
-        }
-        Ok(true)
+        })
     }
 
     pub(crate) fn rootfs_path(&self, digest: &str) -> PathBuf {

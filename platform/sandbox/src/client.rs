@@ -37,7 +37,9 @@ pub struct ContainerExit {
     pub status: String,
 }
 
-type PendingReplies = Arc<std::sync::Mutex<HashMap<u64, oneshot::Sender<Result<i32, String>>>>>;
+/// Callers waiting for replies, by request id; `None` once the sandbox is gone, so that
+/// later requests fail at once instead of waiting for a reply that cannot come.
+type PendingReplies = Arc<std::sync::Mutex<Option<HashMap<u64, oneshot::Sender<Result<i32, String>>>>>>;
 
 /// Longest wait for one reply; the sandbox works through requests in turn, so this bounds
 /// a whole queue of container starts, not one.
@@ -75,11 +77,13 @@ impl Sandbox {
             .args(args)
             .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stdout(Stdio::null())
-            .kill_on_drop(true)
+            // Its own process group: a Ctrl-C or group-wide signal meant for kilnd must not
+            // kill it before kilnd closes the control socket, which is what makes it clean up.
+            .process_group(0)
             .spawn()?;
         ours.set_nonblocking(true)?;
         let (read_half, write_half) = UnixStream::from_std(ours)?.into_split();
-        let pending: PendingReplies = Arc::default();
+        let pending: PendingReplies = Arc::new(std::sync::Mutex::new(Some(HashMap::new())));
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         tokio::spawn(read_messages(
             BufReader::new(read_half),
@@ -87,7 +91,7 @@ impl Sandbox {
             exits_tx,
         ));
         let (outgoing, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_messages(write_half, queue));
+        tokio::spawn(write_messages(write_half, queue, pending.clone()));
         let sandbox = Sandbox {
             outgoing,
             pending,
@@ -129,16 +133,16 @@ impl Sandbox {
             .map_err(|error| SandboxError::Failed(error.to_string()))?;
         line.push(b'\n');
         let (reply_tx, reply_rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .expect("pending replies lock")
-            .insert(id, reply_tx);
+        match self.pending.lock().expect("pending replies lock").as_mut() {
+            Some(pending) => pending.insert(id, reply_tx),
+            None => return Err(SandboxError::Gone),
+        };
         if self.outgoing.send(Outgoing::Line(line)).is_err() {
-            self.pending.lock().expect("pending replies lock").remove(&id);
+            forget_reply(&self.pending, id);
             return Err(SandboxError::Gone);
         }
         let reply = tokio::time::timeout(REPLY_TIMEOUT, reply_rx).await;
-        self.pending.lock().expect("pending replies lock").remove(&id);
+        forget_reply(&self.pending, id);
         match reply {
             Ok(Ok(outcome)) => outcome.map_err(SandboxError::Failed),
             Ok(Err(_)) => Err(SandboxError::Gone),
@@ -149,13 +153,25 @@ impl Sandbox {
     }
 }
 
+fn forget_reply(pending: &PendingReplies, id: u64) {
+    if let Some(pending) = pending.lock().expect("pending replies lock").as_mut() {
+        pending.remove(&id);
+    }
+}
+
 /// Writes queued requests in order; a request is never cut by its caller going away.
-async fn write_messages(mut writer: OwnedWriteHalf, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+async fn write_messages(
+    mut writer: OwnedWriteHalf,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    pending: PendingReplies,
+) {
     while let Some(outgoing) = queue.recv().await {
         match outgoing {
             Outgoing::Line(line) => {
                 if let Err(error) = writer.write_all(&line).await {
                     tracing::error!(%error, "writing to the sandbox failed");
+                    // Dropping the waiters tells every caller the sandbox is gone.
+                    pending.lock().expect("pending replies lock").take();
                     return;
                 }
             }
@@ -183,7 +199,12 @@ async fn read_messages(
         }
         match serde_json::from_str::<Message>(&line) {
             Ok(Message::Reply(Reply { id, outcome })) => {
-                if let Some(waiter) = pending.lock().expect("pending replies lock").remove(&id) {
+                let waiter = pending
+                    .lock()
+                    .expect("pending replies lock")
+                    .as_mut()
+                    .and_then(|pending| pending.remove(&id));
+                if let Some(waiter) = waiter {
                     let _ = waiter.send(outcome);
                 }
             }
@@ -195,5 +216,5 @@ async fn read_messages(
     }
     tracing::warn!("sandbox control socket closed");
     // Dropping the waiters tells every caller the sandbox is gone.
-    pending.lock().expect("pending replies lock").clear();
+    pending.lock().expect("pending replies lock").take();
 }

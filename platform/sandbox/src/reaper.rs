@@ -47,6 +47,25 @@ impl ChildExits {
     }
 }
 
+/// Makes SIGTERM, SIGINT and SIGHUP harmless to the sandbox: it ends when kilnd closes its
+/// control socket, after deleting every container, and a supervisor's signal to the whole
+/// group must not cut that short. A handler, not `SIG_IGN`: handlers reset on exec, so
+/// functions still get the default dispositions.
+pub fn outlive_termination_signals() -> nix::Result<()> {
+    let action = SigAction::new(
+        SigHandler::Handler(ignore_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: the handler does nothing at all, which is async-signal-safe.
+        unsafe { sigaction(signal, &action) }?;
+    }
+    Ok(())
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
 /// Every child that has exited since the last call, with a readable exit status.
 pub fn reap_exited() -> Vec<(Pid, String)> {
     let mut exited = Vec::new();

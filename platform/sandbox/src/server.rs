@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use crate::ContainerSpec;
 use crate::oci::config_json;
 use crate::protocol::{Command, Message, Reply, Request};
-use crate::reaper::{ChildExits, reap_exited};
+use crate::reaper::{ChildExits, outlive_termination_signals, reap_exited};
 
 /// Runs the sandbox until its control socket closes, then deletes every container it holds.
 ///
@@ -33,6 +33,7 @@ pub fn serve(control: UnixStream, state_root: &Path) -> std::io::Result<()> {
     };
     sandbox.delete_leftovers();
     let exits = ChildExits::install().map_err(std::io::Error::from)?;
+    outlive_termination_signals().map_err(std::io::Error::from)?;
     let outcome = serve_requests(&mut sandbox, &exits, control);
     // However the control socket ended (EOF, or an error because kilnd died mid-reply),
     // nothing may outlive it.
