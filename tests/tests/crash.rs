@@ -23,9 +23,9 @@ async fn wait_until_clean(kiln: &Kiln, containers: &[String], within: Duration) 
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
-    let mut kiln = Kiln::start(&[]).await;
+/// A kilnd with tenant `acme`, function `echo` and one warm container (whose id is returned).
+async fn kiln_with_one_container() -> (Kiln, String, Vec<String>) {
+    let kiln = Kiln::start(&[]).await;
     let token = kiln.create_tenant("acme").await;
     assert_eq!(kiln.upload_testbed(&token, "echo", "").await.status, 201);
     assert_eq!(
@@ -36,6 +36,12 @@ async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
     );
     let containers = kiln.youki_containers();
     assert_eq!(containers.len(), 1);
+    (kiln, token, containers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
+    let (mut kiln, token, containers) = kiln_with_one_container().await;
     assert!(cgroup_exists(&containers[0]));
 
     kiln.kill();
@@ -55,17 +61,7 @@ async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_sandbox_dies_kilnd_exits_and_its_restart_deletes_the_leftovers() {
-    let mut kiln = Kiln::start(&[]).await;
-    let token = kiln.create_tenant("acme").await;
-    assert_eq!(kiln.upload_testbed(&token, "echo", "").await.status, 201);
-    assert_eq!(
-        kiln.request(Method::GET, "/fn/acme/echo/instance", Some(&token), Bytes::new())
-            .await
-            .status,
-        200
-    );
-    let containers = kiln.youki_containers();
-    assert_eq!(containers.len(), 1);
+    let (mut kiln, token, containers) = kiln_with_one_container().await;
 
     let sandbox = nix::unistd::Pid::from_raw(kiln.sandbox_pid());
     nix::sys::signal::kill(sandbox, nix::sys::signal::Signal::SIGKILL).unwrap();

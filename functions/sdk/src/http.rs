@@ -417,6 +417,12 @@ fn eof(message: &str) -> io::Error {
 mod tests {
     use super::*;
 
+    /// Parsing `raw` must fail with an error of `kind`.
+    fn assert_parse_error(raw: &[u8], kind: io::ErrorKind) {
+        let error = parse(raw).unwrap_err();
+        assert_eq!(error.kind(), kind, "{:?}", String::from_utf8_lossy(raw));
+    }
+
     fn parse(raw: &[u8]) -> io::Result<HttpResponse> {
         read_response(&mut &raw[..]).map_err(io::Error::from)
     }
@@ -501,13 +507,7 @@ mod tests {
             b"garbage\r\n\r\n",
             b"\r\n",
         ] {
-            let error = parse(raw).unwrap_err();
-            assert_eq!(
-                error.kind(),
-                io::ErrorKind::InvalidData,
-                "{:?}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_parse_error(raw, io::ErrorKind::InvalidData);
         }
     }
 
@@ -519,13 +519,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nspace before : colon\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nbad\"name: x\r\n\r\n",
         ] {
-            let error = parse(raw).unwrap_err();
-            assert_eq!(
-                error.kind(),
-                io::ErrorKind::InvalidData,
-                "{:?}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_parse_error(raw, io::ErrorKind::InvalidData);
         }
     }
 
@@ -541,13 +535,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
         ] {
-            let error = parse(raw).unwrap_err();
-            assert_eq!(
-                error.kind(),
-                io::ErrorKind::InvalidData,
-                "{:?}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_parse_error(raw, io::ErrorKind::InvalidData);
         }
     }
 
@@ -560,13 +548,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
         ] {
-            let error = parse(raw).unwrap_err();
-            assert_eq!(
-                error.kind(),
-                io::ErrorKind::UnexpectedEof,
-                "{:?}",
-                String::from_utf8_lossy(raw)
-            );
+            assert_parse_error(raw, io::ErrorKind::UnexpectedEof);
         }
     }
 
