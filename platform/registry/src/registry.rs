@@ -27,7 +27,7 @@ pub struct RegistryConfig {
 
 /// Recently resolved targets (or "no such function") by tenant, function and selector,
 /// with the time they were read.
-type ResolveCache = HashMap<(String, String, String), (Instant, Option<Arc<FunctionTarget>>)>;
+type ResolveCache = HashMap<(String, String, VersionSelector), (Instant, Option<Arc<FunctionTarget>>)>;
 
 #[derive(Clone)]
 pub struct Registry {
@@ -134,7 +134,7 @@ impl Registry {
         name: &str,
         selector: &VersionSelector,
     ) -> Result<Option<Arc<FunctionTarget>>, RegistryError> {
-        let key = (tenant.to_owned(), name.to_owned(), format!("{selector:?}"));
+        let key = (tenant.to_owned(), name.to_owned(), selector.clone());
         if let Some((read_at, target)) = self.cache.lock().expect("resolve cache lock").get(&key)
             && read_at.elapsed() < RESOLVE_CACHE_TTL
         {

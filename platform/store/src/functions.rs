@@ -38,7 +38,7 @@ pub struct FunctionRecord {
 }
 
 /// Which version of a function an invocation or query means.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum VersionSelector {
     Current,
     Number(i32),
