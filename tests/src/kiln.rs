@@ -324,10 +324,17 @@ fn database_url(base: &str, database: &str) -> String {
     format!("{server}/{database}")
 }
 
+/// Runs `sql` on the `DATABASE_URL` database, a few times if need be: PostgreSQL refuses to
+/// create a database while another test's create holds the template, and to drop one while
+/// a process the test role may not end (an autovacuum worker) is connected to it.
 async fn admin_sql(base_url: &str, sql: &str) {
-    try_admin_sql(base_url, sql)
-        .await
-        .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    for attempt in 1..=5 {
+        match try_admin_sql(base_url, sql).await {
+            Ok(()) => return,
+            Err(error) if attempt == 5 => panic!("{sql}: {error}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200 * attempt)).await,
+        }
+    }
 }
 
 /// Runs `sql` on the `DATABASE_URL` database; the error names PostgreSQL's own message.
