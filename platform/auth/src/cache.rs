@@ -39,22 +39,14 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates an `Authorization` header value. With `route_tenant`, the token must be
-    /// for that tenant.
+    /// Authenticates a bearer token (`None` when the caller sent none). With `route_tenant`,
+    /// the token must be for that tenant.
     pub async fn authenticate(
         &self,
-        authorization: Option<&str>,
+        token: Option<&str>,
         route_tenant: Option<&str>,
     ) -> Result<Claims, AuthError> {
-        let token = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|token| !token.is_empty())
-            .ok_or(AuthError::MissingToken)?;
+        let token = token.ok_or(AuthError::MissingToken)?;
         if let Some(claims) = self.recently_verified(token) {
             return match route_tenant {
                 Some(route) if route != claims.tenant => Err(AuthError::WrongTenant {

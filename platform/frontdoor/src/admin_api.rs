@@ -10,7 +10,7 @@ use store::{KeyRecord, NewTenant};
 
 use crate::App;
 use crate::app::method_not_allowed;
-use crate::body::{RequestBody, empty_response, json_response, parse_json, read_body, rfc3339};
+use crate::body::{RequestBody, bearer_token, empty_response, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
 
 const ADMIN_BODY_LIMIT: usize = 64 * 1024;
@@ -32,12 +32,7 @@ where
             "the admin API is off; set KILN_ADMIN_TOKEN to enable it",
         ));
     }
-    let presented = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    state.admin.check(presented)?;
+    state.admin.check(bearer_token(request.headers()))?;
     let method = request.method().clone();
     match (rest, method) {
         (["tenants"], Method::POST) => create_tenant(app, request).await,

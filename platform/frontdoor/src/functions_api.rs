@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::App;
 use crate::app::method_not_allowed;
-use crate::body::{RequestBody, empty_response, json_response, parse_json, read_body, rfc3339};
+use crate::body::{RequestBody, bearer_token, empty_response, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
 
 /// `rest` holds the path segments after `/v1/functions`.
@@ -24,11 +24,11 @@ where
     B: RequestBody,
 {
     let state = &app.inner;
-    let authorization = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    let tenant = state.auth.authenticate(authorization, None).await?.tenant;
+    let tenant = state
+        .auth
+        .authenticate(bearer_token(request.headers()), None)
+        .await?
+        .tenant;
     tracing::Span::current().record("tenant", tenant.as_str());
     let method = request.method().clone();
     match (rest, method) {

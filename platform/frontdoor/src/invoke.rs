@@ -8,7 +8,7 @@ use registry::VersionSelector;
 
 use crate::App;
 use crate::body::RequestBody;
-use crate::body::read_body;
+use crate::body::{bearer_token, read_body};
 use crate::error::ApiError;
 
 /// `rest` is the request path after `/fn/`.
@@ -36,11 +36,10 @@ where
     let span = tracing::Span::current();
     span.record("tenant", tenant);
     span.record("function", function);
-    let authorization = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    state.auth.authenticate(authorization, Some(tenant)).await?;
+    state
+        .auth
+        .authenticate(bearer_token(request.headers()), Some(tenant))
+        .await?;
     let target = state
         .registry
         .resolve(tenant, function, &selector)
