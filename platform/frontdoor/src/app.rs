@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use instances::Instances;
 use pool::Runner;
 use registry::Registry;
 use store::Store;
@@ -19,7 +20,7 @@ use tracing::Instrument;
 
 use crate::body::RequestBody;
 use crate::error::ApiError;
-use crate::{admin_api, functions_api, health, invoke};
+use crate::{admin_api, functions_api, health, instances_api, invoke};
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone)]
@@ -51,13 +52,21 @@ pub(crate) struct AppState<R> {
     pub admin: AdminToken,
     pub registry: Registry,
     pub runner: R,
+    pub instances: Instances,
     pub config: AppConfig,
     /// For the uptime in health reports.
     pub started: Instant,
 }
 
 impl<R: Runner> App<R> {
-    pub fn new(store: Store, registry: Registry, admin: AdminToken, runner: R, config: AppConfig) -> App<R> {
+    pub fn new(
+        store: Store,
+        registry: Registry,
+        admin: AdminToken,
+        runner: R,
+        instances: Instances,
+        config: AppConfig,
+    ) -> App<R> {
         let auth = Authenticator::new(store.clone());
         App {
             inner: Arc::new(AppState {
@@ -66,6 +75,7 @@ impl<R: Runner> App<R> {
                 admin,
                 registry,
                 runner,
+                instances,
                 config,
                 started: Instant::now(),
             }),
@@ -121,6 +131,7 @@ impl<R: Runner> App<R> {
                 (["api", "health", "detailed"], &Method::GET) => Ok(health::detailed(self).await),
                 (["api", "health"] | ["api", "health", "detailed"], _) => Err(method_not_allowed("GET")),
                 (["v1", "functions", rest @ ..], _) => functions_api::route(self, request, rest).await,
+                (["v1", "instances", rest @ ..], _) => instances_api::route(self, request, rest).await,
                 (["v1", "admin", rest @ ..], _) => admin_api::route(self, request, rest).await,
                 _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
             }

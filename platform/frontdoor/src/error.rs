@@ -6,6 +6,7 @@ use auth::AuthError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
+use instances::InstanceError;
 use pool::InvokeError;
 use registry::RegistryError;
 use store::StoreError;
@@ -122,6 +123,26 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+impl From<InstanceError> for ApiError {
+    fn from(error: InstanceError) -> ApiError {
+        match error {
+            InstanceError::FunctionNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "function_not_found", error.to_string())
+            }
+            InstanceError::TooLarge { .. } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "value_too_large",
+                error.to_string(),
+            ),
+            InstanceError::IdempotencyConflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "idempotency_key_reused", error.to_string())
+            }
+            InstanceError::Registry(error) => error.into(),
+            InstanceError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<InvokeError> for ApiError {
     fn from(error: InvokeError) -> ApiError {
         let (status, code) = match &error {
@@ -139,6 +160,7 @@ impl From<InvokeError> for ApiError {
                 );
             }
             InvokeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            InvokeError::Suspended => return ApiError::internal(&error),
         };
         let mut api = ApiError::new(status, code, error.to_string());
         if let InvokeError::Busy { retry_after } = error {

@@ -8,10 +8,10 @@ use registry::{FunctionRecord, FunctionSettings, VersionRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::App;
 use crate::app::method_not_allowed;
 use crate::body::{RequestBody, bearer_token, empty_response, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
+use crate::{App, instances_api};
 
 /// `rest` holds the path segments after `/v1/functions`.
 pub async fn route<R, B>(
@@ -40,6 +40,8 @@ where
         ([_], _) => Err(method_not_allowed("GET, PUT, DELETE")),
         ([name, "current"], Method::PUT) => set_current(app, &tenant, name, request).await,
         ([_, "current"], _) => Err(method_not_allowed("PUT")),
+        ([name, "instances"], Method::POST) => instances_api::start(app, &tenant, name, request).await,
+        ([_, "instances"], _) => Err(method_not_allowed("POST")),
         _ => Err(ApiError::not_found("no such function route")),
     }
 }

@@ -60,6 +60,7 @@ where
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body,
+        durable: None,
     };
     let outcome = state.runner.invoke(target, invocation).await?;
     span.record("cold", outcome.cold);

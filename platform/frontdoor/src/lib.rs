@@ -11,6 +11,7 @@ mod body;
 mod error;
 mod functions_api;
 mod health;
+mod instances_api;
 mod invoke;
 mod server;
 

@@ -27,6 +27,13 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// This node's name for the instances it runs; `None`: kept in the data folder.
+    pub node_id: Option<String>,
+    pub instance_value_limit: usize,
+    pub instance_timeout: Duration,
+    pub instance_retention: Duration,
+    pub instance_lease: Duration,
+    pub instance_concurrency: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +100,19 @@ impl Config {
             header_read_timeout: millis(&get, "KILN_HEADER_TIMEOUT_MS", 10_000)?,
             request_timeout: millis(&get, "KILN_REQUEST_TIMEOUT_MS", 120_000)?,
             shutdown_grace: millis(&get, "KILN_SHUTDOWN_GRACE_MS", 30_000)?,
+            node_id: match get("KILN_NODE_ID") {
+                Some(node) if !is_node_id(&node) => {
+                    return Err(format!(
+                        "KILN_NODE_ID must be 1-64 letters, digits, `-`, `_` or `.`, got `{node}`"
+                    ));
+                }
+                node => node,
+            },
+            instance_value_limit: ranged(&get, "KILN_INSTANCE_VALUE_LIMIT_BYTES", 256 << 10, 1024, 64 << 20)?,
+            instance_timeout: duration(&get, "KILN_INSTANCE_TIMEOUT", "30d")?,
+            instance_retention: duration(&get, "KILN_INSTANCE_RETENTION", "7d")?,
+            instance_lease: duration(&get, "KILN_INSTANCE_LEASE", "15s")?,
+            instance_concurrency: ranged(&get, "KILN_INSTANCE_CONCURRENCY", 64, 1, 10_000)?,
         })
     }
 }
@@ -124,6 +144,25 @@ fn ranged(
     } else {
         Err(format!("{key} must be {expected}, got `{value}`"))
     }
+}
+
+/// A duration such as `30s`, `15m`, `7d` (at least one second).
+fn duration(get: &impl Fn(&str) -> Option<String>, key: &str, default: &str) -> Result<Duration, String> {
+    let value = get(key).unwrap_or_else(|| default.to_owned());
+    match humantime::parse_duration(value.trim()) {
+        Ok(duration) if duration >= Duration::from_secs(1) => Ok(duration),
+        _ => Err(format!(
+            "{key} must be a duration of at least 1s such as 30s, 15m or 7d, got `{value}`"
+        )),
+    }
+}
+
+pub(crate) fn is_node_id(node: &str) -> bool {
+    !node.is_empty()
+        && node.len() <= 64
+        && node
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
 }
 
 fn millis(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<Duration, String> {
@@ -159,6 +198,9 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/kiln"));
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(config.admin_token.is_none());
+        assert_eq!(config.instance_retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(config.instance_lease, Duration::from_secs(15));
+        assert_eq!(config.instance_value_limit, 256 << 10);
     }
 
     #[test]
@@ -199,6 +241,15 @@ mod tests {
                 vec![URL, ("KILN_SHUTDOWN_GRACE_MS", "0")],
                 "KILN_SHUTDOWN_GRACE_MS",
             ),
+            (
+                vec![URL, ("KILN_INSTANCE_RETENTION", "soon")],
+                "KILN_INSTANCE_RETENTION must be a duration",
+            ),
+            (
+                vec![URL, ("KILN_INSTANCE_LEASE", "10ms")],
+                "KILN_INSTANCE_LEASE must be a duration",
+            ),
+            (vec![URL, ("KILN_NODE_ID", "a b")], "KILN_NODE_ID"),
         ] {
             let error = config(&pairs).unwrap_err();
             assert!(error.contains(needle), "{pairs:?}: {error}");

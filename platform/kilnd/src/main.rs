@@ -3,6 +3,7 @@
 mod commands;
 mod config;
 mod logging;
+mod node_id;
 mod server;
 
 use std::process::ExitCode;

@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use auth::AdminToken;
 use frontdoor::{App, AppConfig, ServerConfig};
+use instances::{Instances, InstancesConfig};
 use pool::{Dispatcher, DispatcherConfig};
 use registry::{Registry, RegistryConfig};
 use sandbox::Sandbox;
@@ -15,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Config;
+use crate::node_id;
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let applied = store::migrate(&config.database_url)
@@ -64,11 +67,32 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(tenant = %target.tenant, function = %target.function, min_warm = target.limits.min_warm, "pre-warming");
         dispatcher.prewarm(std::sync::Arc::new(target));
     }
+    let node = match &config.node_id {
+        Some(node) => node.clone(),
+        None => node_id::load_or_create(data_dir).context("reading this node's id from the data folder")?,
+    };
+    tracing::info!(node = %node, "durable instances run as this node");
+    let instances = Instances::start(
+        store.clone(),
+        registry.clone(),
+        dispatcher.clone(),
+        InstancesConfig {
+            node,
+            value_limit: config.instance_value_limit,
+            default_timeout: config.instance_timeout,
+            retention: config.instance_retention,
+            lease: config.instance_lease,
+            concurrency: config.instance_concurrency,
+            wheel_window: Duration::from_secs(30),
+            refill_interval: Duration::from_secs(1),
+        },
+    );
     let app = App::new(
         store,
         registry,
         AdminToken::new(config.admin_token.clone()),
         dispatcher.clone(),
+        instances.clone(),
         AppConfig {
             body_limit: config.body_limit,
             upload_limit: config.upload_limit,
@@ -97,7 +121,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     frontdoor::serve(listener, app, server_config, stop).await;
-    tracing::info!("requests drained; deleting containers");
+    tracing::info!("requests drained; finishing instance dispatches");
+    instances.shutdown(config.shutdown_grace).await;
+    tracing::info!("deleting containers");
     dispatcher.shutdown().await;
     if sandbox_lost.load(Ordering::SeqCst) {
         anyhow::bail!(

@@ -208,7 +208,10 @@ impl Dispatcher {
             pool.end_busy();
             let healthy = matches!(
                 &result,
-                Ok(_) | Err(InvokeError::FunctionError { .. } | InvokeError::ResponseTooLarge { .. })
+                Ok(_)
+                    | Err(InvokeError::FunctionError { .. }
+                        | InvokeError::ResponseTooLarge { .. }
+                        | InvokeError::Suspended)
             );
             let back =
                 healthy && !container.died.is_cancelled() && !self.inner.closing.load(Ordering::SeqCst);

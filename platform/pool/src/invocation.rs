@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use thiserror::Error;
 
-use crate::{FunctionTarget, PoolFigures};
+use crate::{DurableSession, FunctionTarget, PoolFigures};
 
 /// The caller's request, already authorised and with Kiln's own headers removed.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub struct Invocation {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Set when this is a dispatch of a durable instance.
+    pub durable: Option<Arc<dyn DurableSession>>,
 }
 
 /// The function's answer.
@@ -48,13 +50,17 @@ pub enum InvokeError {
     #[error("function exited during the invocation ({0})")]
     Crashed(String),
     #[error("function reported an error: {error_type}")]
-    FunctionError { error_type: String },
+    FunctionError { error_type: String, message: String },
     #[error("function response is larger than {limit} bytes")]
     ResponseTooLarge { limit: usize },
     #[error("container could not be started: {0}")]
     StartFailed(String),
     #[error("kiln is shutting down")]
     ShuttingDown,
+    /// A durable dispatch ended without a response: the instance sleeps, or the dispatch
+    /// was fenced off. Not a failure of the container.
+    #[error("the durable instance suspended")]
+    Suspended,
 }
 
 /// Runs invocations of function targets and owns their containers.

@@ -8,6 +8,7 @@
 
 mod container;
 mod dispatcher;
+mod durable;
 mod invocation;
 mod lifecycle;
 mod pool;
@@ -15,5 +16,6 @@ mod runtime_api;
 mod target;
 
 pub use dispatcher::{Dispatcher, DispatcherConfig, PoolFigures};
+pub use durable::{DurableCall, DurableError, DurableFuture, DurableReply, DurableSession};
 pub use invocation::{FunctionResponse, Invocation, InvokeError, InvokeOutcome, Runner};
 pub use target::{FunctionLimits, FunctionTarget};

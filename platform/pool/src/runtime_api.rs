@@ -7,6 +7,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST};
@@ -20,10 +21,18 @@ use tokio::net::UnixListener;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use crate::{FunctionResponse, Invocation, InvokeError};
+use crate::{
+    DurableCall, DurableError, DurableReply, DurableSession, FunctionResponse, Invocation, InvokeError,
+};
 
 /// Largest error report a function may post.
 const ERROR_REPORT_LIMIT: usize = 64 * 1024;
+/// Longest error message kept from a report.
+const ERROR_MESSAGE_LIMIT: usize = 4096;
+/// Room for a durable call's key and framing on top of its value.
+const DURABLE_ENVELOPE_LIMIT: usize = 4096;
+/// Longest checkpoint key or event name, in bytes.
+const KEY_LIMIT: usize = 200;
 
 /// An invocation handed to one container, with the way back to its caller.
 pub(crate) struct Assignment {
@@ -34,12 +43,19 @@ pub(crate) struct Assignment {
 
 type Responder = oneshot::Sender<Result<FunctionResponse, InvokeError>>;
 
+/// The invocation a container is working on.
+struct Current {
+    id: u64,
+    respond: Responder,
+    durable: Option<Arc<dyn DurableSession>>,
+}
+
 /// State shared by the dispatcher (which assigns) and the runtime API (which hands out and completes).
 pub(crate) struct RuntimeChannel {
     /// Assignments waiting for the function's next `GET /v1/invocation/next`.
     inbox: Mutex<mpsc::Receiver<Assignment>>,
     /// The invocation the function is working on: its id and its caller.
-    current: std::sync::Mutex<Option<(u64, Responder)>>,
+    current: std::sync::Mutex<Option<Current>>,
     next_invocation_id: AtomicU64,
     response_limit: usize,
 }
@@ -59,8 +75,12 @@ impl RuntimeChannel {
     fn complete(&self, id: u64, outcome: Result<FunctionResponse, InvokeError>) -> bool {
         let mut current = self.current.lock().expect("runtime channel lock");
         match current.take() {
-            Some((current_id, responder)) if current_id == id => {
-                let _ = responder.send(outcome);
+            Some(Current {
+                id: current_id,
+                respond,
+                ..
+            }) if current_id == id => {
+                let _ = respond.send(outcome);
                 true
             }
             other => {
@@ -113,6 +133,12 @@ async fn handle(
             Ok(id) => post_error(&channel, id, request).await,
             Err(_) => unknown_invocation(),
         },
+        (&Method::POST, ["v1", "invocation", id, verb @ ("checkpoint" | "sleep" | "wait")]) => {
+            match id.parse() {
+                Ok(id) => durable_call(&channel, id, verb, request).await,
+                Err(_) => unknown_invocation(),
+            }
+        }
         _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such runtime API route"),
     };
     Ok(response)
@@ -133,9 +159,20 @@ async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
         );
     };
     let id = channel.next_invocation_id.fetch_add(1, Ordering::Relaxed);
-    *channel.current.lock().expect("runtime channel lock") = Some((id, respond));
+    let durable = invocation.durable.clone();
+    *channel.current.lock().expect("runtime channel lock") = Some(Current {
+        id,
+        respond,
+        durable: durable.clone(),
+    });
     let mut response = Response::new(Full::new(invocation.body));
     let headers = response.headers_mut();
+    if let Some(session) = &durable {
+        if let Ok(instance) = HeaderValue::from_str(session.instance_id()) {
+            headers.insert("kiln-instance-id", instance);
+        }
+        headers.insert("kiln-instance-attempt", HeaderValue::from(session.attempt()));
+    }
     for (name, value) in &invocation.headers {
         if is_forwardable(name) {
             headers.append(name, value.clone());
@@ -232,10 +269,14 @@ async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming
         .chars()
         .take(128)
         .collect();
-    if let Some(message) = report["errorMessage"].as_str() {
-        tracing::info!(error_type = %error_type, error = message, "function reported an error");
-    }
-    if channel.complete(id, Err(InvokeError::FunctionError { error_type })) {
+    let message: String = report["errorMessage"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(ERROR_MESSAGE_LIMIT)
+        .collect();
+    tracing::info!(error_type = %error_type, error = message, "function reported an error");
+    if channel.complete(id, Err(InvokeError::FunctionError { error_type, message })) {
         accepted()
     } else {
         unknown_invocation()
@@ -243,7 +284,123 @@ async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming
 }
 
 fn is_current(channel: &RuntimeChannel, id: u64) -> bool {
-    matches!(&*channel.current.lock().expect("runtime channel lock"), Some((current, _)) if *current == id)
+    matches!(&*channel.current.lock().expect("runtime channel lock"), Some(current) if current.id == id)
+}
+
+/// A checkpoint, sleep or wait call of a durable dispatch; see the function contract.
+async fn durable_call(
+    channel: &RuntimeChannel,
+    id: u64,
+    verb: &str,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let session = match &*channel.current.lock().expect("runtime channel lock") {
+        Some(current) if current.id == id => current.durable.clone(),
+        _ => return unknown_invocation(),
+    };
+    let Some(session) = session else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "not_durable",
+            "this invocation is not a durable instance dispatch",
+        );
+    };
+    let limit = session.value_limit() + DURABLE_ENVELOPE_LIMIT;
+    let call = match Limited::new(request.into_body(), limit).collect().await {
+        Ok(collected) => match parse_durable_call(verb, &collected.to_bytes()) {
+            Ok(call) => call,
+            Err(message) => return error_response(StatusCode::BAD_REQUEST, "bad_request", &message),
+        },
+        Err(_) => DurableCall::Oversized,
+    };
+    let reply = session.call(call).await;
+    if matches!(
+        reply,
+        Ok(DurableReply::Suspended { .. }) | Err(DurableError::Fenced | DurableError::TooLarge { .. })
+    ) {
+        // The dispatch is over: its container is free for other work.
+        channel.complete(id, Err(InvokeError::Suspended));
+    }
+    match reply {
+        Ok(DurableReply::Value(value)) => json_body(StatusCode::OK, &serde_json::json!({"value": value})),
+        Ok(DurableReply::Suspended { wake_at }) => json_body(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({"suspended": true, "wake_at_ms": unix_ms(wake_at)}),
+        ),
+        Err(DurableError::Fenced) => error_response(
+            StatusCode::CONFLICT,
+            "instance_fenced",
+            "this dispatch is stale (the instance was cancelled, paused, timed out or dispatched again); stop and ask for the next invocation",
+        ),
+        Err(DurableError::TooLarge { limit }) => error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "value_too_large",
+            &format!("durable values are limited to {limit} bytes of JSON; the instance has failed"),
+        ),
+        Err(DurableError::Unavailable(message)) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", &message)
+        }
+    }
+}
+
+/// Reads the JSON body of a durable call; the error says what to fix.
+fn parse_durable_call(verb: &str, body: &[u8]) -> Result<DurableCall, String> {
+    let body: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| format!("the body is not JSON: {error}"))?;
+    let key = match body["key"].as_str() {
+        Some(key) if !key.is_empty() && key.len() <= KEY_LIMIT => key.to_owned(),
+        _ => {
+            return Err(format!(
+                "\"key\" must be a non-empty string of at most {KEY_LIMIT} bytes"
+            ));
+        }
+    };
+    match verb {
+        "checkpoint" => match body.get("value") {
+            Some(value) => Ok(DurableCall::Checkpoint {
+                key,
+                value: value.clone(),
+            }),
+            None => Err("\"value\" is missing".to_owned()),
+        },
+        "sleep" => {
+            let wake_at = match (body["duration_ms"].as_u64(), body["wake_at_ms"].as_u64()) {
+                (Some(duration), None) => SystemTime::now() + Duration::from_millis(duration),
+                (None, Some(at)) => UNIX_EPOCH + Duration::from_millis(at),
+                _ => {
+                    return Err(
+                        "give exactly one of \"duration_ms\" and \"wake_at_ms\" (whole milliseconds)"
+                            .to_owned(),
+                    );
+                }
+            };
+            Ok(DurableCall::Sleep { key, wake_at })
+        }
+        _ => {
+            let event = match body["event"].as_str() {
+                Some(event) if !event.is_empty() && event.len() <= KEY_LIMIT => event.to_owned(),
+                _ => {
+                    return Err(format!(
+                        "\"event\" must be a non-empty string of at most {KEY_LIMIT} bytes"
+                    ));
+                }
+            };
+            let Some(timeout) = body["timeout_ms"].as_u64() else {
+                return Err("\"timeout_ms\" must be a whole number of milliseconds".to_owned());
+            };
+            Ok(DurableCall::Wait {
+                key,
+                event,
+                timeout: Duration::from_millis(timeout),
+            })
+        }
+    }
+}
+
+fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Headers passed between caller and function: not hop-by-hop, not framing, not Kiln's own.
@@ -276,7 +433,13 @@ fn unknown_invocation() -> Response<Full<Bytes>> {
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    json_body(
+        status,
+        &serde_json::json!({"error": {"code": code, "message": message}}),
+    )
+}
+
+fn json_body(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(

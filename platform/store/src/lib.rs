@@ -6,11 +6,21 @@
 mod connect;
 mod error;
 mod functions;
+mod instance_runs;
+mod instance_signals;
+mod instance_upkeep;
+mod instances;
 mod migrate;
 mod tenants;
 
 pub use connect::{PoolFigures, Store, StoreConfig};
 pub use error::StoreError;
 pub use functions::{FunctionRecord, NewVersion, VersionRecord, VersionSelector};
+pub use instance_runs::{ClaimedInstance, Fenced, InstanceOutcome, Released, Suspension};
+pub use instance_signals::{SignalOutcome, SignalRecord};
+pub use instances::{
+    CheckpointRecord, InstanceEvent, InstanceFilter, InstanceRecord, InstanceStatus, NewInstance,
+    StartedInstance,
+};
 pub use migrate::migrate;
 pub use tenants::{KeyRecord, NewTenant, TenantAuth, TenantRecord};
