@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Measures Kiln's figures side by side with their baselines and prints Markdown tables:
 # warm invocation overhead vs direct socket calls, cold invocations vs raw youki
-# create+start, kilnd's idle memory and its memory per warm container.
-# Usage: scripts/bench.sh [warm|cold|rss|all]   (needs root; builds in release mode)
+# create+start, kilnd's idle memory and its memory per warm container, durable checkpoint
+# round trips, and wake-ups of many sleeping instances.
+# Usage: scripts/bench.sh [warm|cold|rss|checkpoints|wakes|all]   (needs root; builds in release mode)
+# Knobs: BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_RUNS, BENCH_CHECKPOINT_INSTANCES,
+# BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
@@ -86,5 +89,43 @@ if [ "$which" = cold ] || [ "$which" = all ]; then
   echo "### Cold invocations"
   echo
   "$bench" cold "${target[@]}" --kilnd "$kilnd" --runs "${BENCH_RUNS:-30}"
+  echo
+fi
+if [ "$which" = checkpoints ] || [ "$which" = all ]; then
+  echo "### Checkpoint round trips"
+  echo
+  "$bench" checkpoints "${target[@]}" --instances "${BENCH_CHECKPOINT_INSTANCES:-8}" --count "${BENCH_CHECKPOINTS:-2000}"
+  echo
+fi
+if [ "$which" = wakes ] || [ "$which" = all ]; then
+  sleepers="${BENCH_SLEEPERS:-100000}"
+  echo "### Wake-ups of $sleepers sleeping instances"
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  "$bench" sleepers "${target[@]}" --pid "$kilnd_pid" --count "$sleepers" \
+    --lead-seconds "${BENCH_LEAD_SECONDS:-$((sleepers / 400 + 30))}" --spread-seconds "${BENCH_SPREAD_SECONDS:-30}"
+  while [ "$(psql -qtA "$bench_url" -c "SELECT count(*) FROM instances WHERE status IN ('pending', 'running', 'sleeping')")" != 0 ]; do
+    sleep 2
+  done
+  # The wake is the second dispatch: its event records how late the claim was against the
+  # wake time; the function itself reports when it ran against the stored wake time.
+  psql -qtA -F ' ' "$bench_url" <<'SQL' | while read -r count seconds p50 p99 worst; do
+SELECT count(*), round(extract(epoch FROM max(at) - min(at))::numeric, 1),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY (detail->>'late_ms')::float),
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY (detail->>'late_ms')::float),
+       max((detail->>'late_ms')::float)
+FROM instance_events WHERE kind = 'dispatched' AND (detail->>'attempt')::int = 2
+SQL
+    echo "| wake-ups | $count over $seconds s ($(awk -v c="$count" -v s="$seconds" 'BEGIN {printf "%.0f", c / (s > 0 ? s : 1)}')/s) |"
+    echo "| claim lateness p50 / p99 / max | $(printf '%.1f / %.1f / %.1f ms' "$p50" "$p99" "$worst") |"
+  done
+  psql -qtA -F ' ' "$bench_url" <<'SQL' | while read -r p50 p99 slept; do
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY late), percentile_cont(0.99) WITHIN GROUP (ORDER BY late), count(*)
+FROM (SELECT (output->>'woke_at_ms')::bigint - (output->>'wake_at_ms')::bigint AS late
+      FROM instances WHERE function = 'bench-sleepers' AND status = 'completed' AND attempt = 2) AS woken
+SQL
+    echo "| lateness seen by the function p50 / p99 | $(printf '%.0f / %.0f ms' "$p50" "$p99") ($slept instances) |"
+  done
   echo
 fi

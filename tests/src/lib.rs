@@ -5,6 +5,7 @@
 //! create databases), `KILND_BIN` and `KILN_TESTBED` (default: this workspace's build outputs).
 
 mod client;
+mod instances;
 mod kiln;
 
 pub use client::Reply;

@@ -8,6 +8,7 @@ use auth::AdminToken;
 use bytes::Bytes;
 use e2e::{TestDatabase, testbed_path};
 use frontdoor::{App, AppConfig};
+use instances::{Instances, InstancesConfig};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use pool::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, PoolFigures, Runner};
@@ -109,7 +110,22 @@ async fn harness() -> Harness {
         upload_limit: 64 << 20,
         request_timeout: Duration::from_secs(10),
     };
-    let app = App::new(store, registry, AdminToken::new(None), runner.clone(), config);
+    let instances = Instances::start(
+        store.clone(),
+        registry.clone(),
+        runner.clone(),
+        InstancesConfig {
+            node: "frontdoor-test".to_owned(),
+            value_limit: 1024,
+            default_timeout: Duration::from_secs(60),
+            retention: Duration::from_secs(60),
+            lease: Duration::from_secs(15),
+            concurrency: 4,
+            wheel_window: Duration::from_secs(30),
+            refill_interval: Duration::from_secs(1),
+        },
+    );
+    let app = App::new(store, registry, AdminToken::new(None), runner.clone(), instances, config);
     let token = auth::mint_hs256("acme", "k1", &secret, "kiln", "kiln:acme", 60).unwrap();
     Harness {
         app,

@@ -3,12 +3,16 @@
 //! - `warm`: invocations through a running kilnd vs the same function called directly on
 //!   its runtime socket (no front door, auth, registry or pool);
 //! - `cold`: first invocations of fresh functions vs raw youki create+start of the same bundle;
-//! - `rss`: resident memory of kilnd and its sandbox process.
+//! - `rss`: resident memory of kilnd and its sandbox process;
+//! - `checkpoints`: durable checkpoint round trips and rate;
+//! - `sleepers`: many sleeping instances with spread wake times (their wake-ups are read
+//!   from PostgreSQL by `scripts/bench.sh`).
 //!
 //! Run through `scripts/bench.sh`, which builds everything and starts kilnd.
 
 mod cold;
 mod direct;
+mod durable;
 mod kiln_client;
 mod stats;
 mod warm;
@@ -18,7 +22,9 @@ use anyhow::{Context, bail};
 const USAGE: &str = "usage:
   kiln-bench warm --url URL --token JWT --tenant T --testbed PATH [--requests N] [--concurrency C] [--seconds S]
   kiln-bench cold --url URL --token JWT --tenant T --testbed PATH --kilnd PATH [--runs N]
-  kiln-bench rss --pid PID";
+  kiln-bench rss --pid PID
+  kiln-bench checkpoints --url URL --token JWT --tenant T --testbed PATH [--instances C] [--count N]
+  kiln-bench sleepers --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--count N] [--concurrency C] [--lead-seconds S] [--spread-seconds S]";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -54,6 +60,27 @@ async fn main() -> anyhow::Result<()> {
             let testbed = required("--testbed")?;
             let kilnd = required("--kilnd")?;
             cold::run(&target, testbed.as_ref(), kilnd.as_ref(), number("--runs", 30)?).await
+        }
+        "checkpoints" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            let testbed = required("--testbed")?;
+            durable::checkpoints(&target, testbed.as_ref(), number("--instances", 8)?, number("--count", 2000)?).await
+        }
+        "sleepers" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            let testbed = required("--testbed")?;
+            durable::sleepers(
+                &target,
+                testbed.as_ref(),
+                number("--count", 100_000)?,
+                number("--concurrency", 32)?,
+                std::time::Duration::from_secs(number("--lead-seconds", 240)? as u64),
+                std::time::Duration::from_secs(number("--spread-seconds", 30)? as u64),
+                &required("--pid")?,
+            )
+            .await
         }
         "rss" => {
             let pid = required("--pid")?;

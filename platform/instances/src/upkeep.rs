@@ -50,7 +50,7 @@ pub(crate) async fn upkeep(
             Ok(count) => tracing::info!(count, "instances timed out"),
             Err(error) => tracing::warn!(%error, "timing out instances failed"),
         }
-        if retained.elapsed() >= RETENTION_INTERVAL {
+        if retained.elapsed() >= RETENTION_INTERVAL.min(config.retention) {
             retained = Instant::now();
             match store
                 .delete_finished_instances(config.retention, RETENTION_BATCH)
