@@ -11,7 +11,7 @@ DATABASE_URL="$(kiln_database_url)"
 export DATABASE_URL
 
 say "building test functions"
-scripts/build-function.sh testbed hello >/dev/null
+scripts/build-function.sh testbed hello order-workflow >/dev/null
 export KILN_TESTBED="$KILN_ROOT/target/x86_64-unknown-linux-gnu/release/testbed"
 
 say "building kilnd"

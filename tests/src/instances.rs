@@ -10,7 +10,13 @@ use crate::{Kiln, Reply};
 
 impl Kiln {
     /// `POST /v1/functions/{function}/instances` with `input`, and an idempotency key if given.
-    pub async fn start_instance(&self, token: &str, function: &str, input: &Value, key: Option<&str>) -> Reply {
+    pub async fn start_instance(
+        &self,
+        token: &str,
+        function: &str,
+        input: &Value,
+        key: Option<&str>,
+    ) -> Reply {
         let bearer = format!("Bearer {token}");
         let mut headers = vec![("authorization", bearer.as_str())];
         if let Some(key) = key {
@@ -29,8 +35,13 @@ impl Kiln {
     }
 
     pub async fn instance(&self, token: &str, id: &str) -> Reply {
-        self.request(Method::GET, &format!("/v1/instances/{id}"), Some(token), Bytes::new())
-            .await
+        self.request(
+            Method::GET,
+            &format!("/v1/instances/{id}"),
+            Some(token),
+            Bytes::new(),
+        )
+        .await
     }
 
     /// Polls the instance until `accept` holds for it; panics with the instance and its
@@ -84,7 +95,12 @@ impl Kiln {
     /// The instance's lifecycle history, oldest first.
     pub async fn instance_events(&self, token: &str, id: &str) -> Vec<Value> {
         let reply = self
-            .request(Method::GET, &format!("/v1/instances/{id}/events"), Some(token), Bytes::new())
+            .request(
+                Method::GET,
+                &format!("/v1/instances/{id}/events"),
+                Some(token),
+                Bytes::new(),
+            )
             .await;
         reply.json()["events"].as_array().cloned().unwrap_or_default()
     }

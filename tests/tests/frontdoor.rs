@@ -8,9 +8,9 @@ use auth::AdminToken;
 use bytes::Bytes;
 use e2e::{TestDatabase, testbed_path};
 use frontdoor::{App, AppConfig};
-use instances::{Instances, InstancesConfig};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use instances::{Instances, InstancesConfig};
 use pool::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, PoolFigures, Runner};
 use registry::{FunctionSettings, Registry, RegistryConfig};
 use store::{KeyRecord, NewTenant, Store, StoreConfig};
@@ -125,7 +125,14 @@ async fn harness() -> Harness {
             refill_interval: Duration::from_secs(1),
         },
     );
-    let app = App::new(store, registry, AdminToken::new(None), runner.clone(), instances, config);
+    let app = App::new(
+        store,
+        registry,
+        AdminToken::new(None),
+        runner.clone(),
+        instances,
+        config,
+    );
     let token = auth::mint_hs256("acme", "k1", &secret, "kiln", "kiln:acme", 60).unwrap();
     Harness {
         app,

@@ -28,11 +28,18 @@ async fn a_replay_returns_stored_checkpoints_and_does_not_rerun_a_step() {
         .await;
     let done = kiln.wait_status(&token, &id, "completed", WITHIN).await;
     let output = &done["output"];
-    assert_eq!(output["ran"], json!(["b"]), "the replay after the sleep re-ran a stored step: {done}");
+    assert_eq!(
+        output["ran"],
+        json!(["b"]),
+        "the replay after the sleep re-ran a stored step: {done}"
+    );
     assert_eq!(output["attempt"], 2, "{done}");
     assert_eq!(done["attempt"], 2);
     let checkpoints = kiln.checkpoints(&token, &id).await;
-    assert_eq!(output["a"], checkpoints["a"], "the replay did not get the stored value");
+    assert_eq!(
+        output["a"], checkpoints["a"],
+        "the replay did not get the stored value"
+    );
     assert_eq!(output["b"], checkpoints["b"]);
     assert!(checkpoints["nap"]["wake_at_ms"].is_u64(), "{checkpoints}");
     let kinds: Vec<Value> = kiln
@@ -64,12 +71,20 @@ async fn a_sleep_frees_the_container_and_wakes_on_time() {
     let reply = kiln
         .request(Method::GET, "/fn/acme/flow/echo", Some(&token), Bytes::new())
         .await;
-    assert_eq!(reply.status, 200, "the sleeping instance held the container: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        200,
+        "the sleeping instance held the container: {}",
+        reply.text()
+    );
     assert_eq!(kiln.containers().await["busy"], 0);
     let done = kiln.wait_status(&token, &id, "completed", WITHIN).await;
     let late = done["output"]["woke_at_ms"].as_u64().unwrap() as i64
         - done["output"]["wake_at_ms"].as_u64().unwrap() as i64;
-    assert!((0..1000).contains(&late), "woke {late} ms after the wake time: {done}");
+    assert!(
+        (0..1000).contains(&late),
+        "woke {late} ms after the wake time: {done}"
+    );
     kiln.finish().await;
 }
 
@@ -87,21 +102,35 @@ async fn events_are_delivered_whether_sent_before_or_during_the_wait() {
     kiln.wait_status(&token, &early, "sleeping", WITHIN).await;
     let reply = kiln.signal(&token, &early, "go", json!({"n": 1})).await;
     assert_eq!(reply.status, 202, "{}", reply.text());
-    assert_eq!(reply.json()["instance"]["status"], "sleeping", "an early event must not wake a plain sleep");
+    assert_eq!(
+        reply.json()["instance"]["status"],
+        "sleeping",
+        "an early event must not wake a plain sleep"
+    );
     let done = kiln.wait_status(&token, &early, "completed", WITHIN).await;
     assert_eq!(done["output"]["event"], json!({"n": 1}), "{done}");
 
     // Sent while the instance waits for it: it wakes at once, long before the timeout.
     let waiting = kiln
-        .started_instance(&token, "flow", json!({"scenario": "wait", "event": "go", "timeout_ms": 60000}))
+        .started_instance(
+            &token,
+            "flow",
+            json!({"scenario": "wait", "event": "go", "timeout_ms": 60000}),
+        )
         .await;
     let parked = kiln
-        .wait_instance(&token, &waiting, WITHIN, |instance| instance["waiting_for"] == "go")
+        .wait_instance(&token, &waiting, WITHIN, |instance| {
+            instance["waiting_for"] == "go"
+        })
         .await;
     assert_eq!(parked["status"], "sleeping");
     let reply = kiln.signal(&token, &waiting, "other", json!(null)).await;
     assert_eq!(reply.status, 202);
-    assert_eq!(reply.json()["instance"]["status"], "sleeping", "another event must not wake it");
+    assert_eq!(
+        reply.json()["instance"]["status"],
+        "sleeping",
+        "another event must not wake it"
+    );
     kiln.signal(&token, &waiting, "go", json!({"n": 2})).await;
     let done = kiln
         .wait_status(&token, &waiting, "completed", Duration::from_secs(10))
@@ -110,7 +139,11 @@ async fn events_are_delivered_whether_sent_before_or_during_the_wait() {
 
     // No event: the wait times out.
     let lonely = kiln
-        .started_instance(&token, "flow", json!({"scenario": "wait", "event": "go", "timeout_ms": 500}))
+        .started_instance(
+            &token,
+            "flow",
+            json!({"scenario": "wait", "event": "go", "timeout_ms": 500}),
+        )
         .await;
     let done = kiln.wait_status(&token, &lonely, "completed", WITHIN).await;
     assert_eq!(done["output"], json!({"event": null, "timed_out": true}));
@@ -144,7 +177,10 @@ async fn cancel_pause_and_resume_act_on_a_sleeping_instance() {
     assert_eq!(cancelled["error"]["code"], "cancelled");
     assert!(cancelled["finished_at"].is_string());
     let again = kiln.signal(&token, &doomed, "resume", json!(null)).await;
-    assert_eq!((again.status, again.error_code().as_str()), (409, "instance_finished"));
+    assert_eq!(
+        (again.status, again.error_code().as_str()),
+        (409, "instance_finished")
+    );
     let bad = kiln.signal(&token, &doomed, "no spaces", json!(null)).await;
     assert_eq!((bad.status, bad.error_code().as_str()), (400, "invalid_signal"));
     kiln.finish().await;
@@ -154,11 +190,18 @@ async fn cancel_pause_and_resume_act_on_a_sleeping_instance() {
 async fn starting_twice_with_one_idempotency_key_gives_one_instance() {
     let (kiln, token) = kiln_with_flow(&[], "").await;
     let input = json!({"scenario": "sleep", "sleep_ms": 60000});
-    let first = kiln.start_instance(&token, "flow", &input, Some("order-42")).await;
+    let first = kiln
+        .start_instance(&token, "flow", &input, Some("order-42"))
+        .await;
     assert_eq!(first.status, 202, "{}", first.text());
     let id = first.json()["id"].as_str().unwrap().to_owned();
-    assert_eq!(first.header("location"), Some(format!("/v1/instances/{id}").as_str()));
-    let second = kiln.start_instance(&token, "flow", &input, Some("order-42")).await;
+    assert_eq!(
+        first.header("location"),
+        Some(format!("/v1/instances/{id}").as_str())
+    );
+    let second = kiln
+        .start_instance(&token, "flow", &input, Some("order-42"))
+        .await;
     assert_eq!(second.status, 200);
     assert_eq!(second.json()["id"], id.as_str(), "a second instance was started");
     let other_input = kiln
@@ -169,7 +212,12 @@ async fn starting_twice_with_one_idempotency_key_gives_one_instance() {
         (409, "idempotency_key_reused")
     );
     let listed = kiln
-        .request(Method::GET, "/v1/instances?function=flow", Some(&token), Bytes::new())
+        .request(
+            Method::GET,
+            "/v1/instances?function=flow",
+            Some(&token),
+            Bytes::new(),
+        )
         .await
         .json();
     assert_eq!(listed["instances"].as_array().unwrap().len(), 1, "{listed}");
@@ -194,7 +242,12 @@ async fn listing_filters_and_pages_without_overlap() {
         let (kiln, token) = (&kiln, &token);
         async move {
             let reply = kiln
-                .request(Method::GET, &format!("/v1/instances?{query}"), Some(token), Bytes::new())
+                .request(
+                    Method::GET,
+                    &format!("/v1/instances?{query}"),
+                    Some(token),
+                    Bytes::new(),
+                )
                 .await;
             assert_eq!(reply.status, 200, "{query}: {}", reply.text());
             reply.json()
@@ -220,7 +273,12 @@ async fn listing_filters_and_pages_without_overlap() {
     all.sort();
     assert_eq!(seen, all, "pages overlap or miss instances");
     let bad = kiln
-        .request(Method::GET, "/v1/instances?status=asleep", Some(&token), Bytes::new())
+        .request(
+            Method::GET,
+            "/v1/instances?status=asleep",
+            Some(&token),
+            Bytes::new(),
+        )
         .await;
     assert_eq!((bad.status, bad.error_code().as_str()), (400, "invalid_status"));
     kiln.finish().await;
@@ -239,10 +297,17 @@ async fn another_tenant_can_neither_see_nor_signal_an_instance() {
         format!("/v1/instances/{id}/events"),
     ] {
         let reply = kiln.request(Method::GET, &path, Some(&other), Bytes::new()).await;
-        assert_eq!((reply.status, reply.error_code().as_str()), (404, "instance_not_found"), "{path}");
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (404, "instance_not_found"),
+            "{path}"
+        );
     }
     let reply = kiln.signal(&other, &id, "cancel", json!(null)).await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (404, "instance_not_found"));
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (404, "instance_not_found")
+    );
     let listed = kiln
         .request(Method::GET, "/v1/instances", Some(&other), Bytes::new())
         .await
@@ -250,10 +315,11 @@ async fn another_tenant_can_neither_see_nor_signal_an_instance() {
     assert_eq!(listed["instances"], json!([]));
     // The owner's instance was not touched.
     assert_ne!(kiln.instance(&token, &id).await.json()["status"], "cancelled");
-    let unknown = kiln
-        .start_instance(&other, "flow", &json!({}), None)
-        .await;
-    assert_eq!((unknown.status, unknown.error_code().as_str()), (404, "function_not_found"));
+    let unknown = kiln.start_instance(&other, "flow", &json!({}), None).await;
+    assert_eq!(
+        (unknown.status, unknown.error_code().as_str()),
+        (404, "function_not_found")
+    );
     kiln.finish().await;
 }
 
@@ -276,32 +342,49 @@ async fn writes_of_a_stale_dispatch_are_refused() {
     assert_eq!(paused.json()["instance"]["status"], "paused", "{}", paused.text());
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let checkpoints = kiln.checkpoints(&token, &id).await;
-    assert!(checkpoints.get("after").is_none(), "a stale dispatch wrote: {checkpoints}");
-    assert_eq!(kiln.instance(&token, &id).await.json()["status"], "paused", "a stale dispatch finished it");
+    assert!(
+        checkpoints.get("after").is_none(),
+        "a stale dispatch wrote: {checkpoints}"
+    );
+    assert_eq!(
+        kiln.instance(&token, &id).await.json()["status"],
+        "paused",
+        "a stale dispatch finished it"
+    );
     kiln.signal(&token, &id, "resume", json!(null)).await;
     let done = kiln.wait_status(&token, &id, "completed", WITHIN).await;
     assert_eq!(done["output"]["after"], json!({"attempt": 2}), "{done}");
-    assert_eq!(done["output"]["before"], kiln.checkpoints(&token, &id).await["before"]);
+    assert_eq!(
+        done["output"]["before"],
+        kiln.checkpoints(&token, &id).await["before"]
+    );
     kiln.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_crashes_timeouts_and_limits_end_instances_with_a_reason() {
-    let (kiln, token) = kiln_with_flow(
-        &[("KILN_INSTANCE_VALUE_LIMIT_BYTES", "2048")],
-        "",
-    )
-    .await;
-    let failing = kiln.started_instance(&token, "flow", json!({"scenario": "fail"})).await;
+    let (kiln, token) = kiln_with_flow(&[("KILN_INSTANCE_VALUE_LIMIT_BYTES", "2048")], "").await;
+    let failing = kiln
+        .started_instance(&token, "flow", json!({"scenario": "fail"}))
+        .await;
     let failed = kiln.wait_status(&token, &failing, "failed", WITHIN).await;
     assert_eq!(failed["error"]["code"], "function_error");
-    assert!(failed["error"]["message"].as_str().unwrap().contains("TestFailure"), "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("TestFailure"),
+        "{failed}"
+    );
 
     let crashing = kiln
         .started_instance(&token, "flow", json!({"scenario": "crash", "crash": true}))
         .await;
     let recovered = kiln.wait_status(&token, &crashing, "completed", WITHIN).await;
-    assert_eq!(recovered["output"]["attempt"], 2, "a crash is retried: {recovered}");
+    assert_eq!(
+        recovered["output"]["attempt"], 2,
+        "a crash is retried: {recovered}"
+    );
     assert_eq!(kiln.count_events(&token, &crashing, "retrying").await, 1);
 
     let big = kiln
@@ -313,7 +396,10 @@ async fn failures_crashes_timeouts_and_limits_end_instances_with_a_reason() {
     let reply = kiln
         .start_instance(&token, "flow", &json!({"pad": "x".repeat(4096)}), None)
         .await;
-    assert_eq!((reply.status, reply.error_code().as_str()), (413, "value_too_large"));
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (413, "value_too_large")
+    );
 
     let reply = kiln
         .request(
@@ -333,16 +419,25 @@ async fn failures_crashes_timeouts_and_limits_end_instances_with_a_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_instances_are_deleted_after_the_retention_period() {
     let (kiln, token) = kiln_with_flow(&[("KILN_INSTANCE_RETENTION", "1s")], "").await;
-    let failing = kiln.started_instance(&token, "flow", json!({"scenario": "fail"})).await;
+    let failing = kiln
+        .started_instance(&token, "flow", json!({"scenario": "fail"}))
+        .await;
     let living = kiln
         .started_instance(&token, "flow", json!({"scenario": "sleep", "sleep_ms": 60000}))
         .await;
     kiln.wait_status(&token, &failing, "failed", WITHIN).await;
     let deadline = std::time::Instant::now() + WITHIN;
     while kiln.instance(&token, &failing).await.status != 404 {
-        assert!(std::time::Instant::now() < deadline, "finished instance not deleted after retention");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "finished instance not deleted after retention"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(kiln.instance(&token, &living).await.status, 200, "a live instance was deleted");
+    assert_eq!(
+        kiln.instance(&token, &living).await.status,
+        200,
+        "a live instance was deleted"
+    );
     kiln.finish().await;
 }

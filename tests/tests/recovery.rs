@@ -59,7 +59,10 @@ async fn after_sigkill_and_restart_every_instance_finishes_exactly_once() {
     // The running ones were replayed: the step stored before the crash was not run again.
     for (id, stored) in runners.iter().zip(&before) {
         let running = kiln.wait_status(&token, id, "running", WITHIN).await;
-        assert!(running["attempt"].as_i64() >= Some(2), "not re-dispatched: {running}");
+        assert!(
+            running["attempt"].as_i64() >= Some(2),
+            "not re-dispatched: {running}"
+        );
         assert_eq!(&kiln.checkpoints(&token, id).await["before"], stored);
         let reply = kiln.signal(&token, id, "cancel", json!(null)).await;
         assert_eq!(reply.status, 202);

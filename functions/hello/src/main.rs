@@ -40,7 +40,7 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             body: body.to_vec(),
-            deadline_ms: 0,
+            ..Invocation::default()
         }
     }
 

@@ -1,5 +1,6 @@
 //! A handler's report that it could not handle an invocation (`POST .../error`).
 
+use std::error::Error;
 use std::fmt;
 use std::io;
 
@@ -57,6 +58,8 @@ impl fmt::Display for Failure {
         write!(f, "{}: {}", self.error_type, self.message)
     }
 }
+
+impl Error for Failure {}
 
 /// Appends `text` as a JSON string literal.
 fn push_json_string(json: &mut String, text: &str) {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::http::{HttpResponse, find_header};
 
 /// The original request behind one invocation, plus Kiln's bookkeeping for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Invocation {
     /// Kiln's opaque id (`Kiln-Invocation-Id`), needed to answer.
     pub id: String,
@@ -24,9 +24,20 @@ pub struct Invocation {
     pub body: Vec<u8>,
     /// Unix time in milliseconds at which Kiln gives up on this invocation (`Kiln-Deadline-Ms`); 0 if unknown.
     pub deadline_ms: u64,
+    /// The durable instance this invocation dispatches (`Kiln-Instance-Id`); `None` for a
+    /// plain invocation. See [`Instance`](crate::Instance).
+    pub instance_id: Option<String>,
+    /// How many times the instance has been dispatched, this one included
+    /// (`Kiln-Instance-Attempt`); 0 for a plain invocation.
+    pub attempt: u32,
 }
 
 impl Invocation {
+    /// Whether this is a dispatch of a durable instance rather than a plain invocation.
+    pub fn is_durable(&self) -> bool {
+        self.instance_id.is_some()
+    }
+
     /// The first value of request header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
@@ -89,6 +100,19 @@ impl Invocation {
             .header("kiln-deadline-ms")
             .and_then(|ms| ms.parse().ok())
             .unwrap_or(0);
+        let instance_id = response
+            .header("kiln-instance-id")
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned);
+        // At least 1 on a durable dispatch: the attempt counts this dispatch.
+        let attempt = match &instance_id {
+            Some(_) => response
+                .header("kiln-instance-attempt")
+                .and_then(|attempt| attempt.parse().ok())
+                .unwrap_or(1)
+                .max(1),
+            None => 0,
+        };
         let headers = response
             .headers
             .into_iter()
@@ -102,6 +126,8 @@ impl Invocation {
             headers,
             body: response.body,
             deadline_ms,
+            instance_id,
+            attempt,
         })
     }
 }
@@ -170,7 +196,7 @@ mod tests {
                 ("X-Multi".into(), "b".into()),
             ],
             body: b"caf\xe9".to_vec(),
-            deadline_ms: 0,
+            ..Invocation::default()
         }
     }
 
@@ -255,6 +281,7 @@ mod tests {
         ];
         assert_eq!(invocation.headers, expected);
         assert_eq!(invocation.body, b"hi");
+        assert_eq!((invocation.instance_id, invocation.attempt), (None, 0));
 
         let mut without_id = response;
         without_id.headers.remove(0);
@@ -283,5 +310,37 @@ mod tests {
             ),
             ("GET", "/", Some(""), 0)
         );
+    }
+
+    #[test]
+    fn durable_dispatches_carry_their_instance_and_attempt() {
+        let dispatch = |attempt: Option<&str>| {
+            let mut headers = vec![
+                ("Kiln-Invocation-Id".into(), "9".into()),
+                ("Kiln-Instance-Id".into(), "6f1c2a3b".into()),
+            ];
+            if let Some(attempt) = attempt {
+                headers.push(("Kiln-Instance-Attempt".into(), attempt.into()));
+            }
+            let response = HttpResponse {
+                status: 200,
+                headers,
+                body: br#"{"input":null}"#.to_vec(),
+                keep_alive: true,
+            };
+            Invocation::from_next_response(response).unwrap()
+        };
+        let invocation = dispatch(Some("3"));
+        assert!(invocation.is_durable());
+        assert_eq!(invocation.instance_id.as_deref(), Some("6f1c2a3b"));
+        assert_eq!(invocation.attempt, 3);
+        assert!(
+            invocation.headers.is_empty(),
+            "kiln-* headers are not request headers"
+        );
+        assert_eq!(dispatch(None).attempt, 1);
+        assert_eq!(dispatch(Some("x")).attempt, 1);
+        assert_eq!(dispatch(Some("0")).attempt, 1);
+        assert!(!with_query(None).is_durable());
     }
 }

@@ -1,4 +1,5 @@
 //! The function's side of Kiln's runtime API: fetch the next invocation, post its outcome.
+//! The durable calls (checkpoint, sleep, wait) are in `durable.rs`.
 
 use std::error::Error;
 use std::fmt;
@@ -39,7 +40,7 @@ impl ApiError {
         error.get_ref().and_then(|inner| inner.downcast_ref::<ApiError>())
     }
 
-    fn from_response(response: &HttpResponse) -> ApiError {
+    pub(crate) fn from_response(response: &HttpResponse) -> ApiError {
         let end = response.body.len().min(ERROR_BODY_LIMIT);
         ApiError {
             status: response.status,
@@ -120,6 +121,12 @@ impl Runtime {
         self.post(&target, &[("Content-Type", "application/json")], body.as_bytes())
     }
 
+    /// Posts a JSON `body` to `target` and returns Kiln's answer, whatever its status.
+    pub(crate) fn post_json(&mut self, target: &str, body: &[u8]) -> io::Result<HttpResponse> {
+        self.client
+            .send("POST", target, &[("Content-Type", "application/json")], body)
+    }
+
     fn post(&mut self, target: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<()> {
         let response = self.client.send("POST", target, headers, body)?;
         if (200..300).contains(&response.status) {
@@ -131,7 +138,7 @@ impl Runtime {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, for use as one path segment.
-fn encode_segment(segment: &str) -> String {
+pub(crate) fn encode_segment(segment: &str) -> String {
     let mut encoded = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

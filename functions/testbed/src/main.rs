@@ -13,16 +13,33 @@
 //! | `/instance` | `200`, body = an id unique to this process (same id = same warm process; the pid alone is always 1 in a container) |
 //! | `/big?bytes=N` | `200`, `N` bytes of `x` |
 //! | anything else | `404` `no such testbed route` |
+//!
+//! Durable instances (`durable.rs`) pick a scenario with their input's `"scenario"` field;
+//! the other input fields are optional, with the defaults shown.
+//!
+//! | scenario | behaviour |
+//! |---|---|
+//! | `replay` | checkpoint `a` (a unique value), sleep `nap` for `sleep_ms` (1000), checkpoint `b`; output `{"a", "b", "ran", "attempt"}`, `ran` naming the steps whose work ran in the dispatch that completed |
+//! | `sleep` | sleep `nap` for `sleep_ms` (1000), or until `wake_at_ms` if given; output `{"wake_at_ms": <stored wake time>, "woke_at_ms": <now>}` |
+//! | `wait` | sleep `nap` for `sleep_ms` first if given, then wait for event `event` (`go`) for `timeout_ms` (60000); output `{"event": <payload or null>, "timed_out": bool}` |
+//! | `slow` | checkpoint `before`, busy for `busy_ms` (1000) without calling Kiln, checkpoint `after` = `{"attempt": n}`; output `{"before", "after"}` |
+//! | `checkpoints` | `count` (100) checkpoints `c0`, `c1`, ... = `{"i": i}` (plus `"pad"`: `pad` bytes of `x`, if given); output `{"count", "p50_us", "p99_us", "per_second", "latencies_us", "started_ms", "ended_ms"}` over the ones posted in the dispatch that completed |
+//! | `fail` | fails with error type `TestFailure` |
+//! | `big` | checkpoint `big` = a string of `bytes` (0) `x`s (over Kiln's value limit, the instance fails with `value_too_large`); output `{"bytes"}` |
+//! | `crash` | checkpoint `before`; with `"crash": true`, exit code 3 on attempt 1; output `{"before", "attempt"}` |
+//! | anything else | fails with error type `UnknownScenario` |
+
+mod durable;
 
 use std::time::Duration;
 
 use kiln_sdk::{Failure, Invocation, Response};
 
-/// Largest `/big` body, so a typo cannot exhaust the container's memory.
+/// Largest `/big` body (and durable `big` checkpoint), so a typo cannot exhaust the container's memory.
 const BIG_LIMIT: u64 = 1 << 30;
 
 fn main() {
-    kiln_sdk::serve(handle)
+    kiln_sdk::serve_all(handle, durable::handle)
 }
 
 fn handle(invocation: &Invocation) -> Result<Response, Failure> {
@@ -65,7 +82,7 @@ fn handle(invocation: &Invocation) -> Result<Response, Failure> {
 }
 
 /// The pid plus the time of the first call: unique per process even across pid namespaces.
-fn instance_id() -> String {
+pub(crate) fn instance_id() -> String {
     static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     INSTANCE
         .get_or_init(|| {
@@ -124,7 +141,7 @@ mod tests {
                 ("x-trace".into(), "t2".into()),
             ],
             body: b"\x00payload\xff".to_vec(),
-            deadline_ms: 0,
+            ..Invocation::default()
         })
     }
 

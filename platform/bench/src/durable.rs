@@ -20,7 +20,12 @@ const SLEEPER_FUNCTION: &str = "bench-sleepers";
 
 /// Runs `instances` instances at once, each storing `count` checkpoints in a row, and
 /// prints latency percentiles over every checkpoint and the combined rate.
-pub async fn checkpoints(kiln: &KilnTarget, testbed: &Path, instances: usize, count: usize) -> anyhow::Result<()> {
+pub async fn checkpoints(
+    kiln: &KilnTarget,
+    testbed: &Path,
+    instances: usize,
+    count: usize,
+) -> anyhow::Result<()> {
     let executable = std::fs::read(testbed).with_context(|| format!("reading {}", testbed.display()))?;
     kiln.upload(
         CHECKPOINT_FUNCTION,
@@ -49,11 +54,18 @@ pub async fn checkpoints(kiln: &KilnTarget, testbed: &Path, instances: usize, co
     println!("| round trip p50 | {} |", ms(summary.p50));
     println!("| round trip p99 | {} |", ms(summary.p99));
     println!("| round trip mean | {} |", ms(summary.mean));
-    println!("| checkpoints per second (all instances) | {:.0} |", total as f64 / seconds);
+    println!(
+        "| checkpoints per second (all instances) | {:.0} |",
+        total as f64 / seconds
+    );
     Ok(())
 }
 
-async fn run_checkpoint_round(kiln: &KilnTarget, instances: usize, count: usize) -> anyhow::Result<Vec<Value>> {
+async fn run_checkpoint_round(
+    kiln: &KilnTarget,
+    instances: usize,
+    count: usize,
+) -> anyhow::Result<Vec<Value>> {
     let mut ids = Vec::new();
     for _ in 0..instances {
         let input = json!({"scenario": "checkpoints", "count": count});
@@ -105,14 +117,23 @@ pub async fn sleepers(
     }
     let elapsed = started.elapsed();
     let late = SystemTime::now() > SystemTime::UNIX_EPOCH + Duration::from_millis(first_wake_ms);
-    println!("| instances started | {count} in {:.1} s ({:.0}/s) |", elapsed.as_secs_f64(), count as f64 / elapsed.as_secs_f64());
+    println!(
+        "| instances started | {count} in {:.1} s ({:.0}/s) |",
+        elapsed.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64()
+    );
     if late {
-        println!("| warning | starting took longer than the lead; the first wake times passed before every instance slept |");
+        println!(
+            "| warning | starting took longer than the lead; the first wake times passed before every instance slept |"
+        );
     }
     // Let the last dispatches go to sleep, then read memory while every instance sleeps.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss = crate::stats::rss_kib(kilnd_pid)?;
-    println!("| kilnd RSS while holding the sleepers | {:.1} MB |", rss as f64 / 1024.0);
+    println!(
+        "| kilnd RSS while holding the sleepers | {:.1} MB |",
+        rss as f64 / 1024.0
+    );
     Ok(())
 }
 
@@ -122,7 +143,10 @@ pub async fn start_instance(kiln: &KilnTarget, function: &str, input: &Value) ->
         .call(Method::POST, &path, Bytes::from(input.to_string()))
         .await?;
     if status != 202 {
-        bail!("starting an instance failed with {status}: {}", String::from_utf8_lossy(&body));
+        bail!(
+            "starting an instance failed with {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     let reply: Value = serde_json::from_slice(&body)?;
     Ok(reply["id"].as_str().context("instance id")?.to_owned())
@@ -145,5 +169,7 @@ async fn wait_completed(kiln: &KilnTarget, id: &str, within: Duration) -> anyhow
 }
 
 fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map(|since| since.as_millis() as u64).unwrap_or(0)
+    time.duration_since(UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -65,7 +65,13 @@ async fn main() -> anyhow::Result<()> {
             let target =
                 kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
             let testbed = required("--testbed")?;
-            durable::checkpoints(&target, testbed.as_ref(), number("--instances", 8)?, number("--count", 2000)?).await
+            durable::checkpoints(
+                &target,
+                testbed.as_ref(),
+                number("--instances", 8)?,
+                number("--count", 2000)?,
+            )
+            .await
         }
         "sleepers" => {
             let target =

@@ -120,11 +120,16 @@ async fn list<R: Runner>(
     tenant: &str,
     query: Option<&str>,
 ) -> Result<Response<Full<Bytes>>, ApiError> {
-    let filter = list_filter(query)?;
-    let instances = app.inner.instances.list(tenant, &filter).await?;
-    let next_cursor = match instances.last() {
-        Some(last) if instances.len() as i64 == filter.limit => Some(cursor_of(last)),
-        _ => None,
+    let mut filter = list_filter(query)?;
+    let page = filter.limit as usize;
+    // One more than the page tells whether there is a next page.
+    filter.limit += 1;
+    let mut instances = app.inner.instances.list(tenant, &filter).await?;
+    let next_cursor = if instances.len() > page {
+        instances.truncate(page);
+        instances.last().map(cursor_of)
+    } else {
+        None
     };
     let instances: Vec<Value> = instances.iter().map(instance_json).collect();
     Ok(json_response(

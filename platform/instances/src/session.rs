@@ -114,9 +114,16 @@ impl InstanceSession {
     }
 }
 
+/// A store failure as the function sees it: retry when the database is unreachable; do not
+/// when it refused the value.
 fn unavailable(error: StoreError) -> DurableError {
-    tracing::warn!(%error, "a durable call could not reach the store");
-    DurableError::Unavailable(error.to_string())
+    if error.is_unavailable() {
+        tracing::warn!(%error, "a durable call could not reach the store");
+        DurableError::Unavailable("the database is unreachable; retry the call".to_owned())
+    } else {
+        tracing::info!(%error, "the store refused a durable call");
+        DurableError::Rejected(format!("the value could not be stored: {error}"))
+    }
 }
 
 /// The JSON size of a value, as the limits count it.

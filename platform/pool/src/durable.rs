@@ -46,6 +46,9 @@ pub enum DurableError {
     TooLarge { limit: usize },
     /// The store could not be reached; the function may retry the call.
     Unavailable(String),
+    /// The store refused the value (for example a JSON string holding `\u0000`); retrying
+    /// the same call cannot succeed.
+    Rejected(String),
 }
 
 pub type DurableFuture<'a> = Pin<Box<dyn Future<Output = Result<DurableReply, DurableError>> + Send + 'a>>;

@@ -32,7 +32,9 @@ const ERROR_MESSAGE_LIMIT: usize = 4096;
 /// Room for a durable call's key and framing on top of its value.
 const DURABLE_ENVELOPE_LIMIT: usize = 4096;
 /// Longest checkpoint key or event name, in bytes.
-const KEY_LIMIT: usize = 200;
+const KEY_LIMIT: usize = 512;
+/// Checkpoint keys Kiln keeps for itself (the deadlines of waits).
+const RESERVED_KEY_PREFIX: &str = "kiln:";
 
 /// An invocation handed to one container, with the way back to its caller.
 pub(crate) struct Assignment {
@@ -340,6 +342,9 @@ async fn durable_call(
         Err(DurableError::Unavailable(message)) => {
             error_response(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", &message)
         }
+        Err(DurableError::Rejected(message)) => {
+            error_response(StatusCode::BAD_REQUEST, "value_rejected", &message)
+        }
     }
 }
 
@@ -348,10 +353,12 @@ fn parse_durable_call(verb: &str, body: &[u8]) -> Result<DurableCall, String> {
     let body: serde_json::Value =
         serde_json::from_slice(body).map_err(|error| format!("the body is not JSON: {error}"))?;
     let key = match body["key"].as_str() {
-        Some(key) if !key.is_empty() && key.len() <= KEY_LIMIT => key.to_owned(),
+        Some(key) if !key.is_empty() && key.len() <= KEY_LIMIT && !key.starts_with(RESERVED_KEY_PREFIX) => {
+            key.to_owned()
+        }
         _ => {
             return Err(format!(
-                "\"key\" must be a non-empty string of at most {KEY_LIMIT} bytes"
+                "\"key\" must be a non-empty string of at most {KEY_LIMIT} bytes, not starting with `{RESERVED_KEY_PREFIX}`"
             ));
         }
     };

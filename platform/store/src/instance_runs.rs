@@ -182,7 +182,7 @@ impl Store {
 
     /// The wait call: consumes the oldest unconsumed `event` signal, or notes a passed
     /// deadline, storing either as checkpoint `key`; otherwise the instance sleeps until
-    /// the deadline (fixed by the first call, stored as `{key}.deadline`) or the event.
+    /// the deadline (fixed by the first call, stored as `kiln:deadline:{key}`) or the event.
     pub async fn wait_for_event(
         &self,
         id: &str,
@@ -206,7 +206,7 @@ impl Store {
             transaction.commit().await?;
             return Ok(Ok(Suspension::Continue(row.get(0))));
         }
-        let deadline_key = format!("{key}.deadline");
+        let deadline_key = format!("kiln:deadline:{key}");
         let stored_deadline = store_once(
             &transaction,
             id,

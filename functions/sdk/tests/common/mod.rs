@@ -212,3 +212,28 @@ pub fn error(status: u16, reason: &str, code: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A raw `200` answer to `next` carrying a dispatch of durable instance `instance`.
+pub fn dispatch(id: &str, instance: &str, attempt: u32, body: &str) -> Vec<u8> {
+    let attempt = attempt.to_string();
+    invocation(
+        id,
+        &[
+            ("Kiln-Method", "POST"),
+            ("Kiln-Path", "/"),
+            ("Kiln-Instance-Id", instance),
+            ("Kiln-Instance-Attempt", &attempt),
+        ],
+        &[],
+        body.as_bytes(),
+    )
+}
+
+/// A raw JSON answer with any status, as Kiln answers durable calls.
+pub fn json_reply(status: u16, reason: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
