@@ -28,12 +28,13 @@ secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 DATABASE_URL="$bench_url" "$kilnd" tenant create bench --secret "$secret" >/dev/null
 token="$("$kilnd" token mint --tenant bench --secret "$secret" --ttl 7200)"
 
-DATABASE_URL="$bench_url" KILN_PORT=0 KILN_DATA_DIR="$data_dir" RUST_LOG=warn \
+DATABASE_URL="$bench_url" KILN_PORT=0 KILN_DATA_DIR="$data_dir" RUST_LOG="${BENCH_LOG:-warn}" \
   "$kilnd" >"$data_dir/stdout" 2>"$data_dir/kilnd.log" &
 kilnd_pid=$!
 cleanup() {
   kill -TERM "$kilnd_pid" 2>/dev/null && wait "$kilnd_pid" 2>/dev/null || true
   psql -q "$database_url" -c "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >&2 || true
+  cp "$data_dir/kilnd.log" /tmp/kiln-bench-last.log 2>/dev/null || true
   rm -rf "$data_dir"
 }
 trap cleanup EXIT
@@ -104,7 +105,7 @@ if [ "$which" = wakes ] || [ "$which" = all ]; then
   echo "| measure | value |"
   echo "|---|---|"
   "$bench" sleepers "${target[@]}" --pid "$kilnd_pid" --count "$sleepers" \
-    --lead-seconds "${BENCH_LEAD_SECONDS:-$((sleepers / 400 + 30))}" --spread-seconds "${BENCH_SPREAD_SECONDS:-30}"
+    --lead-seconds "${BENCH_LEAD_SECONDS:-$((sleepers / 1000 + 30))}" --spread-seconds "${BENCH_SPREAD_SECONDS:-40}"
   while [ "$(psql -qtA "$bench_url" -c "SELECT count(*) FROM instances WHERE status IN ('pending', 'running', 'sleeping')")" != 0 ]; do
     sleep 2
   done

@@ -124,7 +124,8 @@ async fn harness() -> Harness {
             wheel_window: Duration::from_secs(30),
             refill_interval: Duration::from_secs(1),
         },
-    );
+    )
+    .await;
     let app = App::new(
         store,
         registry,

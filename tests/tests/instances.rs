@@ -137,6 +137,33 @@ async fn events_are_delivered_whether_sent_before_or_during_the_wait() {
         .await;
     assert_eq!(done["output"], json!({"event": {"n": 2}, "timed_out": false}));
 
+    // Sent while the waiting instance is paused: delivered as soon as it is resumed.
+    let paused = kiln
+        .started_instance(
+            &token,
+            "flow",
+            json!({"scenario": "wait", "event": "go", "timeout_ms": 60000}),
+        )
+        .await;
+    kiln.wait_instance(&token, &paused, WITHIN, |instance| {
+        instance["waiting_for"] == "go"
+    })
+    .await;
+    assert_eq!(
+        kiln.signal(&token, &paused, "pause", json!(null)).await.status,
+        202
+    );
+    assert_eq!(
+        kiln.signal(&token, &paused, "go", json!({"n": 3})).await.status,
+        202
+    );
+    assert_eq!(kiln.instance(&token, &paused).await.json()["status"], "paused");
+    kiln.signal(&token, &paused, "resume", json!(null)).await;
+    let done = kiln
+        .wait_status(&token, &paused, "completed", Duration::from_secs(10))
+        .await;
+    assert_eq!(done["output"]["event"], json!({"n": 3}));
+
     // No event: the wait times out.
     let lonely = kiln
         .started_instance(
@@ -413,6 +440,17 @@ async fn failures_crashes_timeouts_and_limits_end_instances_with_a_reason() {
     let timed = reply.json()["id"].as_str().unwrap().to_owned();
     let failed = kiln.wait_status(&token, &timed, "failed", WITHIN).await;
     assert_eq!(failed["error"]["code"], "instance_timeout");
+
+    let unstorable = kiln
+        .started_instance(&token, "flow", json!({"scenario": "nul_output"}))
+        .await;
+    let failed = kiln.wait_status(&token, &unstorable, "failed", WITHIN).await;
+    assert_eq!(failed["error"]["code"], "output_rejected", "{failed}");
+    assert_eq!(
+        kiln.instance(&token, &unstorable).await.json()["attempt"],
+        1,
+        "it was run again"
+    );
     kiln.finish().await;
 }
 

@@ -99,3 +99,25 @@ async fn two_nodes_on_one_database_share_instances_and_run_each_once() {
     peer.finish().await;
     kiln.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_a_running_instance_back_without_counting_a_failure() {
+    let mut kiln = Kiln::start(&[("KILN_SHUTDOWN_GRACE_MS", "500")]).await;
+    let token = kiln.create_tenant("acme").await;
+    assert_eq!(kiln.upload_testbed(&token, "flow", "").await.status, 201);
+    let id = kiln
+        .started_instance(&token, "flow", json!({"scenario": "slow", "busy_ms": 3000}))
+        .await;
+    kiln.wait_status(&token, &id, "running", WITHIN).await;
+    assert_eq!(kiln.stop().await, Some(0));
+    kiln.restart().await;
+    let done = kiln.wait_status(&token, &id, "completed", WITHIN).await;
+    assert_eq!(done["output"]["after"], json!({"attempt": 2}), "{done}");
+    assert_eq!(kiln.count_events(&token, &id, "released").await, 1);
+    assert_eq!(
+        kiln.count_events(&token, &id, "retrying").await,
+        0,
+        "shutdown counted as a crash"
+    );
+    kiln.finish().await;
+}

@@ -17,6 +17,8 @@ pub fn handle(instance: &mut Instance) -> Result<Value, Interrupt> {
         "slow" => slow(instance, &input),
         "checkpoints" => checkpoints(instance, &input),
         "fail" => Err(Failure::new("TestFailure", "failed on purpose").into()),
+        // JSON that PostgreSQL's jsonb refuses.
+        "nul_output" => Ok(json!({"text": "a\u{0}b"})),
         "big" => {
             let bytes = number(&input, "bytes", 0)?.min(BIG_LIMIT);
             let big: String = instance.checkpoint("big", || Ok("x".repeat(bytes as usize)))?;

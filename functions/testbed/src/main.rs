@@ -25,6 +25,7 @@
 //! | `slow` | checkpoint `before`, busy for `busy_ms` (1000) without calling Kiln, checkpoint `after` = `{"attempt": n}`; output `{"before", "after"}` |
 //! | `checkpoints` | `count` (100) checkpoints `c0`, `c1`, ... = `{"i": i}` (plus `"pad"`: `pad` bytes of `x`, if given); output `{"count", "p50_us", "p99_us", "per_second", "latencies_us", "started_ms", "ended_ms"}` over the ones posted in the dispatch that completed |
 //! | `fail` | fails with error type `TestFailure` |
+//! | `nul_output` | completes with `{"text": "a\u0000b"}`, an output PostgreSQL cannot store |
 //! | `big` | checkpoint `big` = a string of `bytes` (0) `x`s (over Kiln's value limit, the instance fails with `value_too_large`); output `{"bytes"}` |
 //! | `crash` | checkpoint `before`; with `"crash": true`, exit code 3 on attempt 1; output `{"before", "attempt"}` |
 //! | anything else | fails with error type `UnknownScenario` |

@@ -22,6 +22,8 @@ const IDEMPOTENCY_KEY_LIMIT: usize = 255;
 /// Longest signal name, in bytes.
 const SIGNAL_NAME_LIMIT: usize = 200;
 const DEFAULT_PAGE: i64 = 50;
+/// Longest instance timeout a start may ask for.
+const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 const MAX_PAGE: i64 = 1000;
 
 /// `rest` holds the path segments after `/v1/instances`.
@@ -72,13 +74,12 @@ where
     tracing::Span::current().record("function", function);
     let idempotency_key = idempotency_key(request.headers())?;
     let timeout = query_param(request.uri().query(), "timeout")
-        .map(|text| {
-            humantime::parse_duration(&text).map_err(|error| {
-                ApiError::bad_request(
-                    "invalid_timeout",
-                    format!("timeout must be a duration such as 30s, 2h or 7d: {error}"),
-                )
-            })
+        .map(|text| match humantime::parse_duration(&text) {
+            Ok(timeout) if timeout >= Duration::from_secs(1) && timeout <= LONGEST_TIMEOUT => Ok(timeout),
+            _ => Err(ApiError::bad_request(
+                "invalid_timeout",
+                "timeout must be a duration from 1s to 100 years, such as 30s, 2h or 7d",
+            )),
         })
         .transpose()?;
     let (_, body) = read_body(request, app.inner.config.body_limit).await?;
@@ -344,7 +345,7 @@ fn parse_cursor(cursor: &str) -> Result<(SystemTime, String), ApiError> {
     };
     let (micros, id) = cursor.split_once('.').ok_or_else(invalid)?;
     let micros: u64 = micros.parse().map_err(|_| invalid())?;
-    if id.len() != 36 || !id.bytes().all(|byte| byte.is_ascii_hexdigit() || byte == b'-') {
+    if !instances::is_instance_id(id) {
         return Err(invalid());
     }
     Ok((UNIX_EPOCH + Duration::from_micros(micros), id.to_owned()))

@@ -11,6 +11,7 @@ use registry::{Registry, VersionSelector};
 use serde_json::{Value, json};
 use store::{ClaimedInstance, InstanceOutcome, Released, Store};
 use timers::{Claimed, Timers};
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::MAX_FAILURES;
 use crate::running::Running;
@@ -32,6 +33,8 @@ struct Shared<R> {
     timers: Timers,
     running: Running,
     value_limit: usize,
+    /// Cancelled at shutdown: dispatches cut short by it are not the function's fault.
+    closing: CancellationToken,
 }
 
 impl<R: Runner> Dispatch<R> {
@@ -42,6 +45,7 @@ impl<R: Runner> Dispatch<R> {
         timers: Timers,
         running: Running,
         value_limit: usize,
+        closing: CancellationToken,
     ) -> Dispatch<R> {
         Dispatch {
             shared: Arc::new(Shared {
@@ -51,6 +55,7 @@ impl<R: Runner> Dispatch<R> {
                 timers,
                 running,
                 value_limit,
+                closing,
             }),
         }
     }
@@ -60,9 +65,9 @@ impl<R: Runner> Dispatch<R> {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Claimed { instance, permit } = claimed;
-            shared.running.insert(&instance.id);
+            shared.running.insert(&instance.id, instance.epoch);
             shared.run(&instance).await;
-            shared.running.remove(&instance.id);
+            shared.running.remove(&instance.id, instance.epoch);
             drop(permit);
         });
     }
@@ -150,6 +155,13 @@ impl<R: Runner> Shared<R> {
                 )),
             },
             Err(InvokeError::Suspended) => Next::Nothing,
+            // Containers are deleted at shutdown: give the instance back as it is.
+            Err(InvokeError::Crashed(_) | InvokeError::ShuttingDown) if self.closing.is_cancelled() => {
+                Next::Release {
+                    failure: None,
+                    delay: Duration::ZERO,
+                }
+            }
             Err(InvokeError::FunctionError { error_type, message }) => {
                 Next::Finish(failed("function_error", format!("{error_type}: {message}")))
             }
@@ -183,11 +195,25 @@ impl<R: Runner> Shared<R> {
     async fn record(&self, instance: &ClaimedInstance, next: Next) {
         let recorded = match next {
             Next::Nothing => return,
-            Next::Finish(outcome) => self
+            Next::Finish(outcome) => match self
                 .store
                 .finish_instance(&instance.id, instance.epoch, &outcome)
                 .await
-                .map(|_| ()),
+            {
+                // PostgreSQL refused the outcome (say a `\u0000` in a JSON string): the
+                // instance fails with the reason rather than run again for ever.
+                Err(error) if !error.is_unavailable() => {
+                    let refused = failed(
+                        "output_rejected",
+                        format!("the outcome could not be stored: {error}"),
+                    );
+                    self.store
+                        .finish_instance(&instance.id, instance.epoch, &refused)
+                        .await
+                        .map(|_| ())
+                }
+                finished => finished.map(|_| ()),
+            },
             Next::Release { failure, delay } => {
                 let failure = failure.as_ref().map(|(code, message)| (*code, message.as_str()));
                 match self

@@ -19,7 +19,7 @@ use crate::InstanceError;
 use crate::dispatch::Dispatch;
 use crate::running::Running;
 use crate::session::json_len;
-use crate::upkeep::upkeep;
+use crate::upkeep::{recover, upkeep};
 
 #[derive(Debug, Clone)]
 pub struct InstancesConfig {
@@ -53,22 +53,29 @@ struct Inner {
     config: InstancesConfig,
     timers: Timers,
     capacity: Arc<Semaphore>,
-    stop: CancellationToken,
+    /// Cancelled when the node stops taking instances (shutdown begins).
+    claiming: CancellationToken,
+    /// Cancelled when the node has finished its dispatches: leases stop being renewed.
+    upkeeping: CancellationToken,
 }
 
 /// Dispatches in a row that end without progress before an instance fails.
 pub(crate) const MAX_FAILURES: i32 = 3;
 
 impl Instances {
-    /// Starts the engine: recovers what this node ran before a restart, then schedules,
-    /// dispatches and upkeeps until [`Instances::shutdown`].
-    pub fn start<R: Runner>(
+    /// Starts the engine: first makes whatever this node ran before a restart due again
+    /// (nothing of its old process runs it any more), then schedules, dispatches and
+    /// upkeeps until [`Instances::shutdown`] and [`Instances::finish`].
+    pub async fn start<R: Runner>(
         store: Store,
         registry: Registry,
         runner: R,
         config: InstancesConfig,
     ) -> Instances {
-        let stop = CancellationToken::new();
+        let claiming = CancellationToken::new();
+        let upkeeping = CancellationToken::new();
+        let (timers, requests) = Timers::channel();
+        recover(&store, &timers, Some(&config.node)).await;
         let capacity = Arc::new(Semaphore::new(config.concurrency.max(1)));
         let scheduler = Scheduler::new(
             store.clone(),
@@ -83,7 +90,6 @@ impl Instances {
             Arc::new(SystemClock),
             capacity.clone(),
         );
-        let (timers, requests) = Timers::channel();
         let running = Running::default();
         let dispatch = Dispatch::new(
             store.clone(),
@@ -92,14 +98,15 @@ impl Instances {
             timers.clone(),
             running.clone(),
             config.value_limit,
+            claiming.clone(),
         );
-        scheduler.start(requests, move |claimed| dispatch.spawn(claimed), stop.clone());
+        scheduler.start(requests, move |claimed| dispatch.spawn(claimed), claiming.clone());
         tokio::spawn(upkeep(
             store.clone(),
             timers.clone(),
             running,
             config.clone(),
-            stop.clone(),
+            upkeeping.clone(),
         ));
         Instances {
             inner: Arc::new(Inner {
@@ -108,7 +115,8 @@ impl Instances {
                 config,
                 timers,
                 capacity,
-                stop,
+                claiming,
+                upkeeping,
             }),
         }
     }
@@ -223,21 +231,38 @@ impl Instances {
         Ok(outcome)
     }
 
-    /// Stops claiming instances and waits up to `grace` for the dispatches in flight.
-    /// Instances still running afterwards are recovered when this node starts again (or
-    /// by another node once their lease runs out).
+    /// Stops claiming instances and waits up to `grace` for the dispatches in flight; their
+    /// leases stay renewed meanwhile. Dispatches cut short afterwards (their containers are
+    /// deleted) give their instances back without counting a failure.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.stop.cancel();
-        let all = u32::try_from(self.inner.config.concurrency.max(1)).unwrap_or(u32::MAX);
-        let drained = tokio::time::timeout(grace, self.inner.capacity.acquire_many(all)).await;
-        if drained.is_err() {
-            tracing::warn!("instance dispatches still running at shutdown; they will be recovered");
+        self.inner.claiming.cancel();
+        if !self.drained(grace).await {
+            tracing::warn!(
+                "instance dispatches still running after the grace period; they will be given back"
+            );
         }
+    }
+
+    /// Waits up to `within` for the last dispatches to record how they ended, then stops
+    /// the upkeep. Anything still running is recovered when this node starts again, or by
+    /// another node once its lease runs out.
+    pub async fn finish(&self, within: Duration) {
+        self.drained(within).await;
+        self.inner.upkeeping.cancel();
+    }
+
+    async fn drained(&self, within: Duration) -> bool {
+        let all = u32::try_from(self.inner.config.concurrency.max(1)).unwrap_or(u32::MAX);
+        let capacity = &self.inner.capacity;
+        // The permits are only borrowed: dropping them at once keeps `finish` able to wait too.
+        tokio::time::timeout(within, capacity.acquire_many(all))
+            .await
+            .is_ok()
     }
 }
 
 /// Instance ids are UUIDs; anything else cannot name an instance.
-fn is_instance_id(id: &str) -> bool {
+pub fn is_instance_id(id: &str) -> bool {
     id.len() == 36
         && id.char_indices().all(|(index, character)| match index {
             8 | 13 | 18 | 23 => character == '-',

@@ -13,7 +13,7 @@ mod running;
 mod session;
 mod upkeep;
 
-pub use engine::{Instances, InstancesConfig};
+pub use engine::{Instances, InstancesConfig, is_instance_id};
 pub use error::InstanceError;
 pub use store::{
     CheckpointRecord, InstanceEvent, InstanceFilter, InstanceRecord, InstanceStatus, SignalOutcome,

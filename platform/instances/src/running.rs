@@ -1,23 +1,29 @@
-//! The instances this node is dispatching right now: the only ones whose leases it renews.
+//! The dispatches this node runs right now, by instance and epoch: the only claims whose
+//! leases it renews (a stale dispatch of the same instance never renews a newer one).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Running {
-    ids: Arc<Mutex<HashSet<String>>>,
+    dispatches: Arc<Mutex<HashSet<(String, i64)>>>,
 }
 
 impl Running {
-    pub fn insert(&self, id: &str) {
-        self.ids.lock().expect("running lock").insert(id.to_owned());
+    pub fn insert(&self, id: &str, epoch: i64) {
+        self.lock().insert((id.to_owned(), epoch));
     }
 
-    pub fn remove(&self, id: &str) {
-        self.ids.lock().expect("running lock").remove(id);
+    pub fn remove(&self, id: &str, epoch: i64) {
+        self.lock().remove(&(id.to_owned(), epoch));
     }
 
-    pub fn snapshot(&self) -> Vec<String> {
-        self.ids.lock().expect("running lock").iter().cloned().collect()
+    /// The ids and epochs, as two lists of equal length.
+    pub fn snapshot(&self) -> (Vec<String>, Vec<i64>) {
+        self.lock().iter().cloned().unzip()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, i64)>> {
+        self.dispatches.lock().expect("running lock")
     }
 }

@@ -23,8 +23,6 @@ pub(crate) async fn upkeep(
     config: InstancesConfig,
     stop: CancellationToken,
 ) {
-    // A restarted node runs nothing yet: whatever it ran before is replayed now.
-    recover(&store, &timers, Some(&config.node)).await;
     let renew_every = config.lease / 3;
     let mut renewed = Instant::now();
     let mut retained = Instant::now();
@@ -37,9 +35,11 @@ pub(crate) async fn upkeep(
         }
         if renewed.elapsed() >= renew_every {
             renewed = Instant::now();
-            let ids = running.snapshot();
+            let (ids, epochs) = running.snapshot();
             if !ids.is_empty()
-                && let Err(error) = store.renew_leases(&ids, &config.node, config.lease).await
+                && let Err(error) = store
+                    .renew_leases(&ids, &epochs, &config.node, config.lease)
+                    .await
             {
                 tracing::warn!(%error, "renewing instance leases failed");
             }
@@ -66,7 +66,7 @@ pub(crate) async fn upkeep(
 
 /// Makes lost running instances due now: this node's own after a restart, and any whose
 /// lease ran out.
-async fn recover(store: &Store, timers: &Timers, restarted_node: Option<&str>) {
+pub(crate) async fn recover(store: &Store, timers: &Timers, restarted_node: Option<&str>) {
     match store.recover_instances(restarted_node).await {
         Ok(ids) => {
             if !ids.is_empty() {

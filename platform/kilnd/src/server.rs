@@ -86,7 +86,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             wheel_window: Duration::from_secs(30),
             refill_interval: Duration::from_secs(1),
         },
-    );
+    )
+    .await;
     let app = App::new(
         store,
         registry,
@@ -125,6 +126,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     instances.shutdown(config.shutdown_grace).await;
     tracing::info!("deleting containers");
     dispatcher.shutdown().await;
+    instances.finish(Duration::from_secs(5)).await;
     if sandbox_lost.load(Ordering::SeqCst) {
         anyhow::bail!(
             "the sandbox process died; exiting so that a supervisor restarts kilnd (the next start deletes its containers)"

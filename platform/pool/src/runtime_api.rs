@@ -33,6 +33,8 @@ const ERROR_MESSAGE_LIMIT: usize = 4096;
 const DURABLE_ENVELOPE_LIMIT: usize = 4096;
 /// Longest checkpoint key or event name, in bytes.
 const KEY_LIMIT: usize = 512;
+/// Longest sleep or wait a function may ask for: a century, in milliseconds.
+const LONGEST_WAIT_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// Checkpoint keys Kiln keeps for itself (the deadlines of waits).
 const RESERVED_KEY_PREFIX: &str = "kiln:";
 
@@ -265,16 +267,19 @@ async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming
         .map(|collected| collected.to_bytes())
         .unwrap_or_default();
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    // NUL characters cannot be stored in PostgreSQL text: they are dropped.
     let error_type = report["errorType"]
         .as_str()
         .unwrap_or("Unspecified")
         .chars()
+        .filter(|character| *character != '\0')
         .take(128)
         .collect();
     let message: String = report["errorMessage"]
         .as_str()
         .unwrap_or_default()
         .chars()
+        .filter(|character| *character != '\0')
         .take(ERROR_MESSAGE_LIMIT)
         .collect();
     tracing::info!(error_type = %error_type, error = message, "function reported an error");
@@ -371,9 +376,15 @@ fn parse_durable_call(verb: &str, body: &[u8]) -> Result<DurableCall, String> {
             None => Err("\"value\" is missing".to_owned()),
         },
         "sleep" => {
+            let now_ms = unix_ms(SystemTime::now());
             let wake_at = match (body["duration_ms"].as_u64(), body["wake_at_ms"].as_u64()) {
-                (Some(duration), None) => SystemTime::now() + Duration::from_millis(duration),
-                (None, Some(at)) => UNIX_EPOCH + Duration::from_millis(at),
+                (Some(duration), None) if duration <= LONGEST_WAIT_MS => {
+                    SystemTime::now() + Duration::from_millis(duration)
+                }
+                (None, Some(at)) if at <= now_ms + LONGEST_WAIT_MS => UNIX_EPOCH + Duration::from_millis(at),
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err("a sleep may last at most 100 years".to_owned());
+                }
                 _ => {
                     return Err(
                         "give exactly one of \"duration_ms\" and \"wake_at_ms\" (whole milliseconds)"
@@ -392,7 +403,10 @@ fn parse_durable_call(verb: &str, body: &[u8]) -> Result<DurableCall, String> {
                     ));
                 }
             };
-            let Some(timeout) = body["timeout_ms"].as_u64() else {
+            let Some(timeout) = body["timeout_ms"]
+                .as_u64()
+                .filter(|timeout| *timeout <= LONGEST_WAIT_MS)
+            else {
                 return Err("\"timeout_ms\" must be a whole number of milliseconds".to_owned());
             };
             Ok(DurableCall::Wait {

@@ -141,10 +141,21 @@ impl Store {
         let row = client.query_one(&statement, &[&id, &epoch, &key, value]).await?;
         let live: bool = row.get(0);
         let stored: Option<Value> = row.get(1);
-        Ok(match (live, stored) {
-            (true, Some(stored)) => Ok(stored),
-            _ => Err(Fenced),
-        })
+        match (live, stored) {
+            (true, Some(stored)) => Ok(Ok(stored)),
+            // The same key was being stored by a concurrent call that committed after this
+            // statement's snapshot: read what it stored.
+            (true, None) => {
+                let row = client
+                    .query_opt(
+                        "SELECT value FROM instance_checkpoints WHERE instance_id = $1::text::uuid AND key = $2",
+                        &[&id, &key],
+                    )
+                    .await?;
+                Ok(row.map(|row| row.get(0)).ok_or(Fenced))
+            }
+            (false, _) => Ok(Err(Fenced)),
+        }
     }
 
     /// The sleep call: the first use of `key` stores `wake_at`; if the stored wake time is
@@ -306,10 +317,8 @@ impl Store {
         let transaction = client.transaction().await?;
         let Some(row) = transaction
             .query_opt(
-                "SELECT failures,
-                        EXISTS (SELECT 1 FROM instance_checkpoints
-                                WHERE instance_id = $1::text::uuid AND epoch = $2)
-                 FROM instances WHERE id = $1::text::uuid AND epoch = $2 AND status = 'running' FOR UPDATE",
+                "SELECT failures FROM instances
+                 WHERE id = $1::text::uuid AND epoch = $2 AND status = 'running' FOR UPDATE",
                 &[&id, &epoch],
             )
             .await?
@@ -317,7 +326,14 @@ impl Store {
             return Ok(None);
         };
         let failures: i32 = row.get(0);
-        let progressed: bool = row.get(1);
+        // Read after the lock, so a checkpoint committed while waiting for it counts.
+        let progressed: bool = transaction
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM instance_checkpoints WHERE instance_id = $1::text::uuid AND epoch = $2)",
+                &[&id, &epoch],
+            )
+            .await?
+            .get(0);
         let released = match failure {
             Some((code, message)) => {
                 let failures = if progressed { 1 } else { failures + 1 };

@@ -96,9 +96,11 @@ impl Store {
                      node = NULL, lease_until = NULL",
                 "paused",
             )),
+            // An instance that waits for an event sent while it was paused is due at once.
             ("resume", InstanceStatus::Paused) => Some((
-                "SET status = CASE WHEN wake_at > now() THEN 'sleeping' ELSE 'pending' END,
-                     wake_at = coalesce(wake_at, now())",
+                "SET status = CASE WHEN wake_at > now() AND NOT (SELECT awaited_event_arrived) THEN 'sleeping'
+                                   ELSE 'pending' END,
+                     wake_at = CASE WHEN (SELECT awaited_event_arrived) THEN now() ELSE coalesce(wake_at, now()) END",
                 "resumed",
             )),
             ("resume", _) => None,
@@ -113,7 +115,13 @@ impl Store {
                 let row = transaction
                     .query_one(
                         &format!(
-                            "UPDATE instances {assignments}, updated_at = now()
+                            "WITH awaited AS (
+                                 SELECT EXISTS (
+                                     SELECT 1 FROM instances i JOIN instance_signals s
+                                       ON s.instance_id = i.id AND s.name = i.waiting_for AND s.consumed_at IS NULL
+                                     WHERE i.id = $1::text::uuid) AS awaited_event_arrived)
+                             UPDATE instances {assignments}, updated_at = now()
+                             FROM awaited
                              WHERE id = $1::text::uuid RETURNING {INSTANCE_COLUMNS}"
                         ),
                         &[&id],

@@ -7,39 +7,42 @@ use std::time::{Duration, SystemTime};
 use crate::{Store, StoreError};
 
 impl Store {
-    /// Pending and sleeping instances due by `horizon`, earliest first, with their due time:
-    /// those due at or after `loaded_until` (all when `None`), and those due before
-    /// `overdue_before` (whoever held them did not claim them).
+    /// Pending and sleeping instances due from `from` (inclusive; the earliest when `None`)
+    /// to `until`, earliest first, with their due times.
     pub async fn due_instances(
         &self,
-        horizon: SystemTime,
-        loaded_until: Option<SystemTime>,
-        overdue_before: SystemTime,
+        from: Option<SystemTime>,
+        until: SystemTime,
         limit: i64,
     ) -> Result<Vec<(String, SystemTime)>, StoreError> {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
                 "SELECT id::text, wake_at FROM instances
-                 WHERE status IN ('pending', 'sleeping') AND wake_at <= $1
-                   AND ($2::timestamptz IS NULL OR wake_at >= $2 OR wake_at < $3)
-                 ORDER BY wake_at LIMIT $4",
+                 WHERE status IN ('pending', 'sleeping') AND wake_at <= $2
+                   AND ($1::timestamptz IS NULL OR wake_at >= $1)
+                 ORDER BY wake_at LIMIT $3",
             )
             .await?;
-        let rows = client
-            .query(&statement, &[&horizon, &loaded_until, &overdue_before, &limit])
-            .await?;
+        let rows = client.query(&statement, &[&from, &until, &limit]).await?;
         Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
     }
 
-    /// Extends the leases of the instances `node` is dispatching (`ids`).
-    pub async fn renew_leases(&self, ids: &[String], node: &str, lease: Duration) -> Result<u64, StoreError> {
+    /// Extends the leases of the dispatches `node` runs (`ids[i]` at `epochs[i]`).
+    pub async fn renew_leases(
+        &self,
+        ids: &[String],
+        epochs: &[i64],
+        node: &str,
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
         let client = self.pool.get().await?;
         Ok(client
             .execute(
-                "UPDATE instances SET lease_until = now() + make_interval(secs => $3)
-                 WHERE id = ANY($1::text[]::uuid[]) AND status = 'running' AND node = $2",
-                &[&ids, &node, &lease.as_secs_f64()],
+                "UPDATE instances i SET lease_until = now() + make_interval(secs => $4)
+                 FROM unnest($1::text[]::uuid[], $2::bigint[]) AS running (id, epoch)
+                 WHERE i.id = running.id AND i.epoch = running.epoch AND i.status = 'running' AND i.node = $3",
+                &[&ids, &epochs, &node, &lease.as_secs_f64()],
             )
             .await?)
     }

@@ -5,9 +5,9 @@
 //! checks the row is still due, so a stale hint (the instance was paused, rescheduled or
 //! taken by another node) claims nothing.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use store::{ClaimedInstance, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -61,9 +61,12 @@ impl Timers {
     }
 }
 
-/// Overdue times are loaded again by every refill once this late: the hint held by a node
-/// that died is lost with it.
-const OVERDUE_GRACE: Duration = Duration::from_secs(2);
+/// Due times this late are looked for again (the hint was held by a node that died, or a
+/// claim skipped a row another transaction had locked), every `OVERDUE_SWEEP_EVERY`, at
+/// most `OVERDUE_SWEEP_LIMIT` at a time.
+const OVERDUE_GRACE: Duration = Duration::from_secs(5);
+const OVERDUE_SWEEP_EVERY: Duration = Duration::from_secs(5);
+const OVERDUE_SWEEP_LIMIT: i64 = 2048;
 /// When a claim fails (database trouble), its instances are tried again after this.
 const CLAIM_RETRY: Duration = Duration::from_secs(1);
 
@@ -116,7 +119,10 @@ impl Scheduler {
         D: Fn(Claimed),
     {
         let mut wheel = Wheel::new(self.config.window, self.clock.clone());
+        // Ids popped from the wheel, waiting for dispatch capacity; the set keeps a refill
+        // from adding them again.
         let mut ready: VecDeque<String> = VecDeque::new();
+        let mut ready_ids: HashSet<String> = HashSet::new();
         let batch = self.config.claim_batch.max(1);
         loop {
             tokio::select! {
@@ -126,10 +132,15 @@ impl Scheduler {
                 }
                 Some(loaded) = refills.recv() => {
                     for (id, at) in loaded {
-                        wheel.schedule(id, at);
+                        if !ready_ids.contains(&id) {
+                            wheel.offer(id, at);
+                        }
                     }
                 }
-                due = wheel.due(batch), if ready.len() < batch => ready.extend(due),
+                due = wheel.due(batch), if ready.len() < batch => {
+                    ready_ids.extend(due.iter().cloned());
+                    ready.extend(due);
+                }
                 Ok(permit) = self.capacity.clone().acquire_owned(), if !ready.is_empty() => {
                     let mut permits = vec![permit];
                     while permits.len() < ready.len().min(batch) {
@@ -139,8 +150,12 @@ impl Scheduler {
                         }
                     }
                     let ids: Vec<String> = ready.drain(..permits.len()).collect();
+                    for id in &ids {
+                        ready_ids.remove(id);
+                    }
                     match self.store.claim_instances(&ids, &self.config.node, self.config.lease).await {
                         Ok(claimed) => {
+                            tracing::debug!(due = ids.len(), claimed = claimed.len(), held = wheel.len(), "claimed");
                             for (instance, permit) in claimed.into_iter().zip(permits) {
                                 dispatch(Claimed { instance, permit });
                             }
@@ -160,7 +175,7 @@ impl Scheduler {
 }
 
 /// Loads due times into the wheel: first everything due within the window, then each
-/// time what entered the window since, plus anything overdue by more than a grace period.
+/// second what entered the window since; every few seconds also what is overdue.
 async fn refill(
     store: Store,
     config: SchedulerConfig,
@@ -169,6 +184,7 @@ async fn refill(
     stop: CancellationToken,
 ) {
     let mut loaded_until: Option<SystemTime> = None;
+    let mut swept = Instant::now();
     let mut ticks = tokio::time::interval(config.refill_interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -178,23 +194,38 @@ async fn refill(
         }
         let now = clock.now();
         let horizon = now + config.window;
-        let overdue_before = now.checked_sub(OVERDUE_GRACE).unwrap_or(now);
-        match store
-            .due_instances(horizon, loaded_until, overdue_before, config.refill_limit)
+        let mut rows = match store
+            .due_instances(loaded_until, horizon, config.refill_limit)
             .await
         {
             Ok(rows) => {
                 loaded_until = if rows.len() as i64 >= config.refill_limit {
-                    // More than one refill's worth: continue from the last time loaded.
+                    // More than one refill's worth: go on from the last time loaded.
                     rows.last().map(|(_, at)| *at).or(loaded_until)
                 } else {
                     Some(horizon)
                 };
-                if !rows.is_empty() && loaded.send(rows).await.is_err() {
-                    return;
-                }
+                rows
             }
-            Err(error) => tracing::warn!(%error, "refilling the timer wheel failed"),
+            Err(error) => {
+                tracing::warn!(%error, "refilling the timer wheel failed");
+                continue;
+            }
+        };
+        if swept.elapsed() >= OVERDUE_SWEEP_EVERY {
+            swept = Instant::now();
+            let overdue_before = now.checked_sub(OVERDUE_GRACE).unwrap_or(now);
+            match store
+                .due_instances(None, overdue_before, OVERDUE_SWEEP_LIMIT)
+                .await
+            {
+                Ok(overdue) => rows.extend(overdue),
+                Err(error) => tracing::warn!(%error, "looking for overdue instances failed"),
+            }
+        }
+        tracing::debug!(rows = rows.len(), "timer wheel refill");
+        if !rows.is_empty() && loaded.send(rows).await.is_err() {
+            return;
         }
     }
 }

@@ -70,6 +70,19 @@ impl<K: Clone + Eq + Hash> Wheel<K> {
         true
     }
 
+    /// Holds `key` until `at` unless it is held already (a refill's hint never moves a time
+    /// set directly). Returns false when `at` is beyond the window.
+    pub fn offer(&mut self, key: K, at: SystemTime) -> bool {
+        if self.entries.contains_key(&key) {
+            return true;
+        }
+        self.schedule(key, at)
+    }
+
+    pub fn holds(&self, key: &K) -> bool {
+        self.entries.contains_key(key)
+    }
+
     /// Forgets `key`, if held.
     pub fn cancel(&mut self, key: &K) {
         if let Some((queue_key, _)) = self.entries.remove(key) {
@@ -184,6 +197,19 @@ mod tests {
         assert_eq!(due_now(&mut wheel).await, ["a"]);
         wheel.schedule("b", start + Duration::from_secs(10));
         wheel.schedule("b", start + Duration::from_secs(4));
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(due_now(&mut wheel).await, ["b"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_offer_never_moves_a_held_key() {
+        let (mut wheel, start) = wheel(Duration::from_secs(60));
+        wheel.schedule("a", start + Duration::from_secs(1));
+        assert!(wheel.offer("a", start + Duration::from_secs(5)));
+        assert!(wheel.holds(&"a"));
+        advance(Duration::from_secs(1)).await;
+        assert_eq!(due_now(&mut wheel).await, ["a"]);
+        assert!(wheel.offer("b", start + Duration::from_secs(2)));
         advance(Duration::from_secs(1)).await;
         assert_eq!(due_now(&mut wheel).await, ["b"]);
     }
