@@ -91,7 +91,7 @@ pub async fn sleepers(
     kilnd_pid: &str,
 ) -> anyhow::Result<()> {
     let executable = std::fs::read(testbed).with_context(|| format!("reading {}", testbed.display()))?;
-    kiln.upload(SLEEPER_FUNCTION, &executable, "max_concurrency=4&min_warm=4")
+    kiln.upload(SLEEPER_FUNCTION, &executable, "max_concurrency=8&min_warm=8")
         .await?;
     let first_wake_ms = unix_ms(SystemTime::now() + lead);
     let step = spread.as_secs_f64() * 1000.0 / count as f64;

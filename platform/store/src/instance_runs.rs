@@ -167,28 +167,51 @@ impl Store {
         key: &str,
         wake_at: SystemTime,
     ) -> Result<Result<Suspension, Fenced>, StoreError> {
-        let mut client = self.pool.get().await?;
-        let transaction = client.transaction().await?;
-        if !lock_running(&transaction, id, epoch).await? {
-            return Ok(Err(Fenced));
-        }
+        let client = self.pool.get().await?;
+        // One statement (one round trip, one commit): lock the running instance, store the
+        // wake time once, and put the instance to sleep if the stored time is ahead.
+        let statement = client
+            .prepare_cached(
+                "WITH live AS (
+                     SELECT id FROM instances
+                     WHERE id = $1::text::uuid AND epoch = $2 AND status = 'running' FOR UPDATE),
+                 inserted AS (
+                     INSERT INTO instance_checkpoints (instance_id, key, value, epoch)
+                     SELECT id, $3, $4, $2 FROM live
+                     ON CONFLICT (instance_id, key) DO NOTHING RETURNING value),
+                 stored AS (
+                     SELECT coalesce((SELECT value FROM inserted),
+                                     (SELECT value FROM instance_checkpoints
+                                      WHERE instance_id = $1::text::uuid AND key = $3)) AS value),
+                 slept AS (
+                     UPDATE instances
+                     SET status = 'sleeping', wake_at = to_timestamp((stored.value->>'wake_at_ms')::float8 / 1000),
+                         waiting_for = NULL, failures = 0, node = NULL, lease_until = NULL, updated_at = now()
+                     FROM stored
+                     WHERE instances.id = (SELECT id FROM live)
+                       AND (stored.value->>'wake_at_ms')::float8 > extract(epoch FROM clock_timestamp()) * 1000
+                     RETURNING instances.id, stored.value),
+                 logged AS (
+                     INSERT INTO instance_events (instance_id, kind, detail)
+                     SELECT id, 'sleeping', jsonb_build_object('key', $3::text, 'wake_at_ms', value->'wake_at_ms')
+                     FROM slept)
+                 SELECT EXISTS (SELECT 1 FROM live), (SELECT value FROM stored), EXISTS (SELECT 1 FROM slept)",
+            )
+            .await?;
         let proposed = json!({"wake_at_ms": unix_ms(wake_at)});
-        let stored = store_once(&transaction, id, epoch, key, &proposed).await?;
-        let stored_at = stored["wake_at_ms"].as_u64().map(from_unix_ms).unwrap_or(wake_at);
-        if stored_at <= SystemTime::now() {
-            transaction.commit().await?;
-            return Ok(Ok(Suspension::Continue(stored)));
+        let row = client.query_one(&statement, &[&id, &epoch, &key, &proposed]).await?;
+        let live: bool = row.get(0);
+        let stored: Option<Value> = row.get(1);
+        let slept: bool = row.get(2);
+        let Some(stored) = stored.filter(|_| live) else {
+            return Ok(Err(Fenced));
+        };
+        if slept {
+            let stored_at = stored["wake_at_ms"].as_u64().map(from_unix_ms).unwrap_or(wake_at);
+            Ok(Ok(Suspension::Sleeping(stored_at)))
+        } else {
+            Ok(Ok(Suspension::Continue(stored)))
         }
-        suspend(
-            &transaction,
-            id,
-            stored_at,
-            None,
-            json!({"key": key, "wake_at_ms": unix_ms(stored_at)}),
-        )
-        .await?;
-        transaction.commit().await?;
-        Ok(Ok(Suspension::Sleeping(stored_at)))
     }
 
     /// The wait call: consumes the oldest unconsumed `event` signal, or notes a passed
