@@ -33,7 +33,7 @@ DATABASE_URL="$bench_url" KILN_PORT=0 KILN_DATA_DIR="$data_dir" RUST_LOG="${BENC
 kilnd_pid=$!
 cleanup() {
   kill -TERM "$kilnd_pid" 2>/dev/null && wait "$kilnd_pid" 2>/dev/null || true
-  psql -q "$database_url" -c "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >&2 || true
+  [ -n "${BENCH_KEEP_DB:-}" ] || psql -q "$database_url" -c "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >&2 || true
   cp "$data_dir/kilnd.log" /tmp/kiln-bench-last.log 2>/dev/null || true
   rm -rf "$data_dir"
 }
@@ -100,12 +100,13 @@ if [ "$which" = checkpoints ] || [ "$which" = all ]; then
 fi
 if [ "$which" = wakes ] || [ "$which" = all ]; then
   sleepers="${BENCH_SLEEPERS:-100000}"
+  [ -n "${BENCH_KEEP_DB:-}" ] && echo "(database kept: $bench_url)"
   echo "### Wake-ups of $sleepers sleeping instances"
   echo
   echo "| measure | value |"
   echo "|---|---|"
   "$bench" sleepers "${target[@]}" --pid "$kilnd_pid" --count "$sleepers" \
-    --lead-seconds "${BENCH_LEAD_SECONDS:-$((sleepers / 1000 + 30))}" --spread-seconds "${BENCH_SPREAD_SECONDS:-40}"
+    --lead-seconds "${BENCH_LEAD_SECONDS:-$((sleepers / 400 + 30))}" --spread-seconds "${BENCH_SPREAD_SECONDS:-40}"
   while [ "$(psql -qtA "$bench_url" -c "SELECT count(*) FROM instances WHERE status IN ('pending', 'running', 'sleeping')")" != 0 ]; do
     sleep 2
   done
