@@ -35,6 +35,11 @@ pub fn testbed_path() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/x86_64-unknown-linux-gnu/release/testbed"))
 }
 
+/// Another example function's static executable, built beside the testbed.
+pub fn function_path(name: &str) -> PathBuf {
+    testbed_path().with_file_name(name)
+}
+
 /// The kilnd executable under test.
 pub fn kilnd_path() -> PathBuf {
     std::env::var_os("KILND_BIN")

@@ -9,4 +9,4 @@ mod instances;
 mod kiln;
 
 pub use client::Reply;
-pub use kiln::{ADMIN_TOKEN, Kiln, TestDatabase, kilnd_path, tenant_secret, testbed_path};
+pub use kiln::{ADMIN_TOKEN, Kiln, TestDatabase, function_path, kilnd_path, tenant_secret, testbed_path};

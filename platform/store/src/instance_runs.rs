@@ -199,7 +199,9 @@ impl Store {
             )
             .await?;
         let proposed = json!({"wake_at_ms": unix_ms(wake_at)});
-        let row = client.query_one(&statement, &[&id, &epoch, &key, &proposed]).await?;
+        let row = client
+            .query_one(&statement, &[&id, &epoch, &key, &proposed])
+            .await?;
         let live: bool = row.get(0);
         let stored: Option<Value> = row.get(1);
         let slept: bool = row.get(2);
