@@ -14,9 +14,10 @@ say "building test functions"
 scripts/build-function.sh testbed hello order-workflow >/dev/null
 export KILN_TESTBED="$KILN_ROOT/target/x86_64-unknown-linux-gnu/release/testbed"
 
-say "building kilnd"
-cargo build -p kilnd
+say "building kilnd and kiln"
+cargo build -p kilnd -p kiln-cli
 export KILND_BIN="$KILN_ROOT/target/debug/kilnd"
+export KILN_CLI_BIN="$KILN_ROOT/target/debug/kiln"
 
 say "running tests"
 cargo test --workspace "$@"
