@@ -65,11 +65,6 @@ impl Client {
         })
     }
 
-    /// The base URL calls go to.
-    pub fn url(&self) -> &str {
-        &self.base
-    }
-
     /// Sends a request and reads the whole answer, within the timeout, whatever its status.
     pub(crate) async fn send(
         &self,
