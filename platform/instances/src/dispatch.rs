@@ -10,6 +10,7 @@ use pool::{Invocation, InvokeError, Runner};
 use registry::{Registry, VersionSelector};
 use serde_json::{Value, json};
 use store::{ClaimedInstance, InstanceOutcome, Released, Store};
+use telemetry::Metrics;
 use timers::{Claimed, Timers};
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +36,7 @@ struct Shared<R> {
     value_limit: usize,
     /// Cancelled at shutdown: dispatches cut short by it are not the function's fault.
     closing: CancellationToken,
+    metrics: Metrics,
 }
 
 impl<R: Runner> Dispatch<R> {
@@ -46,6 +48,7 @@ impl<R: Runner> Dispatch<R> {
         running: Running,
         value_limit: usize,
         closing: CancellationToken,
+        metrics: Metrics,
     ) -> Dispatch<R> {
         Dispatch {
             shared: Arc::new(Shared {
@@ -56,6 +59,7 @@ impl<R: Runner> Dispatch<R> {
                 running,
                 value_limit,
                 closing,
+                metrics,
             }),
         }
     }
@@ -65,6 +69,12 @@ impl<R: Runner> Dispatch<R> {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Claimed { instance, permit } = claimed;
+            let reason = match (instance.woke, instance.attempt) {
+                (true, _) => "wake",
+                (false, 1) => "start",
+                (false, _) => "retry",
+            };
+            shared.metrics.wake(reason, instance.late);
             shared.running.insert(&instance.id, instance.epoch);
             shared.run(&instance).await;
             shared.running.remove(&instance.id, instance.epoch);
@@ -133,6 +143,7 @@ impl<R: Runner> Shared<R> {
             durable: Some(Arc::new(InstanceSession {
                 store: self.store.clone(),
                 timers: self.timers.clone(),
+                metrics: self.metrics.clone(),
                 id: instance.id.clone(),
                 epoch: instance.epoch,
                 attempt: instance.attempt,
@@ -199,7 +210,14 @@ impl<R: Runner> Shared<R> {
                 .store
                 .finish_instance(&instance.id, instance.epoch, &outcome)
                 .await
-            {
+                .inspect(|finished| {
+                    if finished.is_ok() {
+                        self.metrics.instance_finished(match &outcome {
+                            InstanceOutcome::Completed(_) => "completed",
+                            InstanceOutcome::Failed { .. } => "failed",
+                        });
+                    }
+                }) {
                 // PostgreSQL refused the outcome (say a `\u0000` in a JSON string): the
                 // instance fails with the reason rather than run again for ever.
                 Err(error) if !error.is_unavailable() => {

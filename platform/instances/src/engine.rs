@@ -11,6 +11,7 @@ use store::{
     CheckpointRecord, InstanceEvent, InstanceFilter, InstanceRecord, NewInstance, SignalOutcome,
     StartedInstance, Store,
 };
+use telemetry::Metrics;
 use timers::{Scheduler, SchedulerConfig, SystemClock, Timers};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +72,7 @@ impl Instances {
         registry: Registry,
         runner: R,
         config: InstancesConfig,
+        metrics: Metrics,
     ) -> Instances {
         let claiming = CancellationToken::new();
         let upkeeping = CancellationToken::new();
@@ -99,6 +101,7 @@ impl Instances {
             running.clone(),
             config.value_limit,
             claiming.clone(),
+            metrics,
         );
         scheduler.start(requests, move |claimed| dispatch.spawn(claimed), claiming.clone());
         tokio::spawn(upkeep(
@@ -119,6 +122,11 @@ impl Instances {
                 upkeeping,
             }),
         }
+    }
+
+    /// Instance dispatches this node runs now.
+    pub fn running(&self) -> usize {
+        self.inner.config.concurrency.max(1) - self.inner.capacity.available_permits()
     }
 
     /// Starts an instance of the current version of `tenant/function`, or returns the one
