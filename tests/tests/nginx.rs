@@ -115,8 +115,7 @@ fn curl(cert: Option<&Path>, source: &str, args: &[&str], url: &str) -> (u16, St
     let headers = std::fs::read_to_string(&headers).unwrap_or_default();
     let status = headers
         .lines()
-        .filter(|line| line.starts_with("HTTP/"))
-        .last()
+        .rfind(|line| line.starts_with("HTTP/"))
         .and_then(|line| line.split(' ').nth(1))
         .and_then(|code| code.parse().ok())
         .unwrap_or(0);

@@ -27,40 +27,23 @@ pub(crate) struct Dispatch<R> {
     shared: Arc<Shared<R>>,
 }
 
-struct Shared<R> {
-    store: Store,
-    registry: Registry,
-    runner: R,
-    timers: Timers,
-    running: Running,
-    value_limit: usize,
+/// What every dispatch of this node shares.
+pub(crate) struct Shared<R> {
+    pub store: Store,
+    pub registry: Registry,
+    pub runner: R,
+    pub timers: Timers,
+    pub running: Running,
+    pub value_limit: usize,
     /// Cancelled at shutdown: dispatches cut short by it are not the function's fault.
-    closing: CancellationToken,
-    metrics: Metrics,
+    pub closing: CancellationToken,
+    pub metrics: Metrics,
 }
 
 impl<R: Runner> Dispatch<R> {
-    pub fn new(
-        store: Store,
-        registry: Registry,
-        runner: R,
-        timers: Timers,
-        running: Running,
-        value_limit: usize,
-        closing: CancellationToken,
-        metrics: Metrics,
-    ) -> Dispatch<R> {
+    pub fn new(shared: Shared<R>) -> Dispatch<R> {
         Dispatch {
-            shared: Arc::new(Shared {
-                store,
-                registry,
-                runner,
-                timers,
-                running,
-                value_limit,
-                closing,
-                metrics,
-            }),
+            shared: Arc::new(shared),
         }
     }
 

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::InstanceError;
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, Shared};
 use crate::running::Running;
 use crate::session::json_len;
 use crate::upkeep::{recover, upkeep};
@@ -93,16 +93,16 @@ impl Instances {
             capacity.clone(),
         );
         let running = Running::default();
-        let dispatch = Dispatch::new(
-            store.clone(),
-            registry.clone(),
+        let dispatch = Dispatch::new(Shared {
+            store: store.clone(),
+            registry: registry.clone(),
             runner,
-            timers.clone(),
-            running.clone(),
-            config.value_limit,
-            claiming.clone(),
+            timers: timers.clone(),
+            running: running.clone(),
+            value_limit: config.value_limit,
+            closing: claiming.clone(),
             metrics,
-        );
+        });
         scheduler.start(requests, move |claimed| dispatch.spawn(claimed), claiming.clone());
         tokio::spawn(upkeep(
             store.clone(),
