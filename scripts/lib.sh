@@ -8,7 +8,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 # Installs the Debian packages Kiln needs to build and run, when any is missing.
 kiln_install_packages() {
-  local wanted=(postgresql libseccomp-dev pkg-config busybox-static curl ca-certificates)
+  local wanted=(postgresql libseccomp-dev pkg-config busybox-static curl ca-certificates nginx openssl)
   local missing=()
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

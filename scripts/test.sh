@@ -21,3 +21,6 @@ export KILN_CLI_BIN="$KILN_ROOT/target/debug/kiln"
 
 say "running tests"
 cargo test --workspace "$@"
+
+say "k6 smoke run through a real kilnd (full runs: scripts/loadtest.sh)"
+SMOKE=1 KILN_SKIP_BUILD=1 scripts/loadtest.sh warm

@@ -71,3 +71,51 @@ pub(crate) async fn send(
         body,
     }
 }
+
+/// A response whose body is read as it arrives (live events, followed logs).
+pub struct Streaming {
+    pub status: u16,
+    pub headers: HeaderMap,
+    body: hyper::body::Incoming,
+    /// Everything read so far.
+    pub received: String,
+}
+
+impl Streaming {
+    /// Reads until what was received contains `wanted`; panics after `within`.
+    pub async fn read_until(&mut self, wanted: &str, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.received.contains(wanted) {
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .unwrap_or_else(|_| panic!("`{wanted}` did not arrive; got: {}", self.received))
+                .unwrap_or_else(|| panic!("stream ended before `{wanted}`; got: {}", self.received))
+                .expect("stream frame");
+            if let Some(data) = frame.data_ref() {
+                self.received.push_str(&String::from_utf8_lossy(data));
+            }
+        }
+    }
+}
+
+pub(crate) async fn open_stream(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Streaming {
+    let mut request = Request::builder().uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(Bytes::new())).expect("valid request");
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|error| panic!("request to {url} failed: {error}"));
+    Streaming {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.into_body(),
+        received: String::new(),
+    }
+}

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::client::{Reply, new_client, send};
+use crate::client::{Reply, Streaming, new_client, open_stream, send};
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 static NEXT_INSTANCE: AtomicUsize = AtomicUsize::new(0);
@@ -149,6 +149,17 @@ impl Kiln {
             &format!("{}{path}", self.url),
             headers,
             body.into(),
+        )
+        .await
+    }
+
+    /// Opens `GET path` with `token` and returns the response as its body arrives.
+    pub async fn stream(&self, path: &str, token: &str) -> Streaming {
+        let bearer = format!("Bearer {token}");
+        open_stream(
+            &self.client,
+            &format!("{}{path}", self.url),
+            &[("authorization", &bearer)],
         )
         .await
     }

@@ -8,5 +8,5 @@ mod client;
 mod instances;
 mod kiln;
 
-pub use client::Reply;
+pub use client::{Reply, Streaming};
 pub use kiln::{ADMIN_TOKEN, Kiln, TestDatabase, function_path, kilnd_path, tenant_secret, testbed_path};

@@ -7,13 +7,20 @@ use std::time::Duration;
 use auth::AdminToken;
 use bytes::Bytes;
 use e2e::{TestDatabase, testbed_path};
-use frontdoor::{App, AppConfig};
+use frontdoor::{App, AppConfig, AppParts, TrustedProxies};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use instances::{Instances, InstancesConfig};
-use pool::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, PoolFigures, Runner};
+use pool::{
+    FunctionLogs, FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, PoolFigures,
+    Runner,
+};
 use registry::{FunctionSettings, Registry, RegistryConfig};
 use store::{KeyRecord, NewTenant, Store, StoreConfig};
+use telemetry::Metrics;
+
+/// The operator token of the app under test.
+const ADMIN: &str = "frontdoor-admin";
 
 /// Every invocation the fake was asked to run, with its target.
 type Seen = Arc<Mutex<Vec<(Arc<FunctionTarget>, Invocation)>>>;
@@ -37,6 +44,8 @@ impl Runner for FakeRunner {
             response,
             cold: false,
             container: "fake".into(),
+            in_function: Duration::from_millis(1),
+            cold_start: None,
         })
     }
 
@@ -109,6 +118,7 @@ async fn harness() -> Harness {
         body_limit: 1024,
         upload_limit: 64 << 20,
         request_timeout: Duration::from_secs(10),
+        trusted_proxies: TrustedProxies::default(),
     };
     let instances = Instances::start(
         store.clone(),
@@ -124,14 +134,19 @@ async fn harness() -> Harness {
             wheel_window: Duration::from_secs(30),
             refill_interval: Duration::from_secs(1),
         },
+        Metrics::new(),
     )
     .await;
     let app = App::new(
-        store,
-        registry,
-        AdminToken::new(None),
-        runner.clone(),
-        instances,
+        AppParts {
+            store,
+            registry,
+            admin: AdminToken::new(Some(ADMIN.to_owned())),
+            runner: runner.clone(),
+            instances,
+            metrics: Metrics::new(),
+            logs: FunctionLogs::new(data_dir.join("logs"), 1 << 20),
+        },
         config,
     );
     let token = auth::mint_hs256("acme", "k1", &secret, "kiln", "kiln:acme", 60).unwrap();
@@ -270,4 +285,93 @@ async fn runner_errors_become_statuses_by_who_is_at_fault() {
         );
     }
     harness.finish().await;
+}
+
+/// Every route in the router's table is in the OpenAPI document and the other way round, and
+/// the handlers answer each one (no route-level 404 or 405), while methods and paths outside
+/// the table are refused before any handler runs.
+#[tokio::test]
+async fn the_openapi_document_and_the_router_agree() {
+    let document: serde_json::Value = serde_json::from_str(frontdoor::OPENAPI_DOCUMENT).unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "put", "post", "delete", "patch", "head", "options"].contains(&method.as_str()) {
+                documented.push((path.clone(), method.to_uppercase()));
+            }
+        }
+    }
+    let mut routed: Vec<(String, String)> = frontdoor::ROUTES
+        .iter()
+        .flat_map(|route| {
+            route
+                .methods
+                .iter()
+                .map(|method| (route.pattern.to_owned(), method.to_string()))
+        })
+        .collect();
+    documented.sort();
+    routed.sort();
+    assert_eq!(documented, routed, "openapi.json and the route table differ");
+
+    let harness = harness().await;
+    for (pattern, method) in &routed {
+        let path = pattern
+            .replace("{tenant}", "acme")
+            .replace("{function}", "hello")
+            .replace("{path}", "echo")
+            .replace("{name}", "hello")
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{kid}", "k9");
+        let token = if path.starts_with("/v1/admin") {
+            ADMIN
+        } else {
+            harness.token.as_str()
+        };
+        let (status, code, message) = probe(&harness, method, &path, token).await;
+        assert!(
+            status != StatusCode::METHOD_NOT_ALLOWED && !(code == "not_found" && message.starts_with("no ")),
+            "{method} {path} is documented but not answered: {status} {code} {message}"
+        );
+    }
+    for (method, path) in [
+        ("POST", "/v1/functions"),
+        ("PATCH", "/v1/functions/hello"),
+        ("TRACE", "/fn/acme/hello/echo"),
+        ("GET", "/v1/functions/hello/versions"),
+        ("GET", "/v1/instances/x/y/z"),
+        ("GET", "/v2/functions"),
+        ("POST", "/metrics"),
+    ] {
+        let (status, _, _) = probe(&harness, method, path, &harness.token).await;
+        assert!(
+            [StatusCode::METHOD_NOT_ALLOWED, StatusCode::NOT_FOUND].contains(&status),
+            "{method} {path} is not documented but answered {status}"
+        );
+    }
+    harness.finish().await;
+}
+
+/// Status, error code and message of one request; streaming bodies are not read.
+async fn probe(harness: &Harness, method: &str, path: &str, token: &str) -> (StatusCode, String, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = harness.app.handle(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|value| value == "application/json");
+    if !is_json || status.is_success() {
+        return (status, String::new(), String::new());
+    }
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let error: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let text = |field: &str| error["error"][field].as_str().unwrap_or_default().to_owned();
+    (status, text("code"), text("message"))
 }

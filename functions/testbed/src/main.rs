@@ -71,6 +71,17 @@ fn handle(invocation: &Invocation) -> Result<Response, Failure> {
             },
             None => Response::text(400, "path is required"),
         },
+        "log" => match number_param(invocation, "lines") {
+            Ok(lines) => {
+                let tag = invocation.query_param("tag").unwrap_or_default();
+                for number in 0..lines {
+                    println!("{tag} out {number}");
+                }
+                eprintln!("{tag} err");
+                Response::text(200, format!("logged {lines}"))
+            }
+            Err(response) => response,
+        },
         "big" => match number_param(invocation, "bytes") {
             Ok(bytes) if bytes <= BIG_LIMIT => Response::new(200)
                 .header("content-type", "text/plain")

@@ -12,6 +12,7 @@ mod error;
 mod keys;
 mod mint;
 mod verify;
+mod webhook;
 
 pub use admin::AdminToken;
 pub use cache::Authenticator;
@@ -19,3 +20,6 @@ pub use error::AuthError;
 pub use keys::{KeyError, TenantVerifier, validate_key};
 pub use mint::mint_hs256;
 pub use verify::Claims;
+pub use webhook::{
+    DEFAULT_HMAC_HEADER, DEFAULT_STRIPE_TOLERANCE, WebhookError, WebhookScheme, sign_hex, verify_webhook,
+};

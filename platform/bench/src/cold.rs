@@ -99,7 +99,8 @@ fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
         id: id.to_owned(),
         rootfs: rootfs.to_path_buf(),
         runtime_dir,
-        log_path: work.join("raw.log"),
+        stdout_path: work.join("raw.log"),
+        stderr_path: work.join("raw.log"),
         env: vec![
             "PATH=/".into(),
             "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into(),

@@ -1,15 +1,14 @@
 //! The operator's API under `/v1/admin`, behind `KILN_ADMIN_TOKEN`: tenants and their keys.
 
-use bytes::Bytes;
+use crate::body::ResponseBody;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use pool::Runner;
 use serde::Deserialize;
 use serde_json::json;
 use store::{KeyRecord, NewTenant};
 
 use crate::App;
-use crate::app::method_not_allowed;
+use crate::audit::{self, Actor};
 use crate::body::{RequestBody, bearer_token, empty_response, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
 
@@ -19,7 +18,7 @@ pub async fn route<R, B>(
     app: &App<R>,
     request: Request<B>,
     rest: &[&str],
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -33,15 +32,14 @@ where
         ));
     }
     state.admin.check(bearer_token(request.headers()))?;
-    let method = request.method().clone();
-    match (rest, method) {
-        (["tenants"], Method::POST) => create_tenant(app, request).await,
-        (["tenants"], Method::GET) => list_tenants(app).await,
-        (["tenants"], _) => Err(method_not_allowed("GET, POST")),
-        (["tenants", tenant, "keys"], Method::POST) => add_key(app, tenant, request).await,
-        (["tenants", _, "keys"], _) => Err(method_not_allowed("POST")),
-        (["tenants", tenant, "keys", kid], Method::DELETE) => delete_key(app, tenant, kid).await,
-        (["tenants", _, "keys", _], _) => Err(method_not_allowed("DELETE")),
+    let client = Actor::client_of(&request);
+    // The route table already refused other methods.
+    match (rest, request.method()) {
+        (["tenants"], &Method::POST) => create_tenant(app, request, client).await,
+        (["tenants"], _) => list_tenants(app).await,
+        (["tenants", tenant, "keys"], _) => add_key(app, &Actor::admin(tenant, client), request).await,
+        (["tenants", tenant, "keys", kid], _) => delete_key(app, &Actor::admin(tenant, client), kid).await,
+        (["audit"], _) => audit::list(app, None, request.uri().query()).await,
         _ => Err(ApiError::not_found("no such admin route")),
     }
 }
@@ -95,7 +93,11 @@ impl KeyRequest {
     }
 }
 
-async fn create_tenant<R, B>(app: &App<R>, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+async fn create_tenant<R, B>(
+    app: &App<R>,
+    request: Request<B>,
+    client: Option<std::net::IpAddr>,
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -118,13 +120,22 @@ where
     app.inner.auth.invalidate(&new.name);
     tracing::info!(tenant = %new.name, keys = new.keys.len(), "tenant created");
     let kids: Vec<&str> = new.keys.iter().map(|key| key.kid.as_str()).collect();
+    let details = json!({"issuer": new.issuer, "audience": new.audience, "kids": kids});
+    audit::record(
+        app,
+        &Actor::admin(&new.name, client),
+        "tenant.create",
+        &new.name,
+        details,
+    )
+    .await;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"name": new.name, "issuer": new.issuer, "audience": new.audience, "kids": kids}),
     ))
 }
 
-async fn list_tenants<R: Runner>(app: &App<R>) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn list_tenants<R: Runner>(app: &App<R>) -> Result<Response<ResponseBody>, ApiError> {
     let tenants = app.inner.store.list_tenants().await?;
     let tenants: Vec<_> = tenants
         .iter()
@@ -143,13 +154,14 @@ async fn list_tenants<R: Runner>(app: &App<R>) -> Result<Response<Full<Bytes>>, 
 
 async fn add_key<R, B>(
     app: &App<R>,
-    tenant: &str,
+    actor: &Actor,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
 {
+    let tenant = actor.tenant.as_str();
     let (_, body) = read_body(request, ADMIN_BODY_LIMIT).await?;
     let key = parse_json::<KeyRequest>(&body)?.into_record()?;
     if !app.inner.store.add_tenant_key(tenant, &key).await? {
@@ -157,6 +169,8 @@ where
     }
     app.inner.auth.invalidate(tenant);
     tracing::info!(tenant, kid = %key.kid, "tenant key added");
+    let details = json!({"kid": key.kid, "algorithm": key.algorithm});
+    audit::record(app, actor, "tenant.key_add", tenant, details).await;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"tenant": tenant, "kid": key.kid, "algorithm": key.algorithm}),
@@ -165,9 +179,10 @@ where
 
 async fn delete_key<R: Runner>(
     app: &App<R>,
-    tenant: &str,
+    actor: &Actor,
     kid: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
+    let tenant = actor.tenant.as_str();
     if !app.inner.store.delete_tenant_key(tenant, kid).await? {
         return Err(ApiError::not_found(format!(
             "tenant `{tenant}` has no key `{kid}`"
@@ -175,5 +190,6 @@ async fn delete_key<R: Runner>(
     }
     app.inner.auth.invalidate(tenant);
     tracing::info!(tenant, kid, "tenant key removed");
+    audit::record(app, actor, "tenant.key_remove", tenant, json!({"kid": kid})).await;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }

@@ -8,19 +8,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use auth::{AdminToken, Authenticator};
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use instances::Instances;
-use pool::Runner;
+use pool::{FunctionLogs, Runner};
 use registry::Registry;
 use store::Store;
+use telemetry::Metrics;
 use tracing::Instrument;
 
-use crate::body::RequestBody;
+use crate::body::{RequestBody, ResponseBody, bearer_token};
+use crate::client_addr::{PeerAddr, TrustedProxies};
 use crate::error::ApiError;
-use crate::{admin_api, functions_api, health, instances_api, invoke};
+use crate::live_events::LiveEvents;
+use crate::routes::{self, Lookup};
+use crate::{admin_api, audit, functions_api, health, instances_api, invoke, live_events, openapi};
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct AppConfig {
     pub upload_limit: usize,
     /// Bound on management requests (invocations are bounded by the function's timeout).
     pub request_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// Cheap to clone; every clone serves the same state.
@@ -46,6 +50,17 @@ impl<R: Runner> Clone for App<R> {
     }
 }
 
+/// The parts the front door serves, each made and owned by the caller.
+pub struct AppParts<R> {
+    pub store: Store,
+    pub registry: Registry,
+    pub admin: AdminToken,
+    pub runner: R,
+    pub instances: Instances,
+    pub metrics: Metrics,
+    pub logs: FunctionLogs,
+}
+
 pub(crate) struct AppState<R> {
     pub store: Store,
     pub auth: Authenticator,
@@ -53,29 +68,29 @@ pub(crate) struct AppState<R> {
     pub registry: Registry,
     pub runner: R,
     pub instances: Instances,
+    pub metrics: Metrics,
+    pub logs: FunctionLogs,
+    pub events: LiveEvents,
     pub config: AppConfig,
     /// For the uptime in health reports.
     pub started: Instant,
 }
 
 impl<R: Runner> App<R> {
-    pub fn new(
-        store: Store,
-        registry: Registry,
-        admin: AdminToken,
-        runner: R,
-        instances: Instances,
-        config: AppConfig,
-    ) -> App<R> {
-        let auth = Authenticator::new(store.clone());
+    pub fn new(parts: AppParts<R>, config: AppConfig) -> App<R> {
+        let auth = Authenticator::new(parts.store.clone());
+        let events = LiveEvents::start(parts.store.clone());
         App {
             inner: Arc::new(AppState {
-                store,
+                store: parts.store,
                 auth,
-                admin,
-                registry,
-                runner,
-                instances,
+                admin: parts.admin,
+                registry: parts.registry,
+                runner: parts.runner,
+                instances: parts.instances,
+                metrics: parts.metrics,
+                logs: parts.logs,
+                events,
                 config,
                 started: Instant::now(),
             }),
@@ -83,11 +98,23 @@ impl<R: Runner> App<R> {
     }
 
     /// Answers one request; never fails (errors become JSON error responses).
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<Full<Bytes>>
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
         B: RequestBody,
     {
         let started = Instant::now();
+        let method = request.method().clone();
+        let lookup = routes::lookup(&method, request.uri().path());
+        let client = request.extensions().get::<PeerAddr>().map(|peer| {
+            self.inner
+                .config
+                .trusted_proxies
+                .client(peer.0, request.headers())
+        });
+        let mut request = request;
+        if let Some(client) = client {
+            request.extensions_mut().insert(ClientAddr(client));
+        }
         let span = tracing::info_span!(
             "request",
             method = %request.method(),
@@ -96,14 +123,33 @@ impl<R: Runner> App<R> {
             function = tracing::field::Empty,
             version = tracing::field::Empty,
             cold = tracing::field::Empty,
+            client = tracing::field::Empty,
             status = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
         async {
-            let response = self.route(request).await.unwrap_or_else(ApiError::into_response);
+            if let Some(client) = client {
+                tracing::Span::current().record("client", tracing::field::display(client));
+            }
+            let pattern = match &lookup {
+                Lookup::Found(route) | Lookup::WrongMethod(route) => route.pattern,
+                Lookup::Missing => "unmatched",
+            };
+            let response = self
+                .route(request, lookup)
+                .await
+                .unwrap_or_else(ApiError::into_response);
             let span = tracing::Span::current();
+            let elapsed = started.elapsed();
             span.record("status", response.status().as_u16());
-            span.record("duration_ms", started.elapsed().as_secs_f64() * 1000.0);
+            span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
+            // Invocations count themselves, with their tenant and function.
+            if pattern != routes::INVOKE {
+                let status = response.status().as_u16();
+                self.inner
+                    .metrics
+                    .api_request(pattern, method.as_str(), status, elapsed);
+            }
             if response.status().is_server_error() {
                 tracing::warn!("request failed");
             } else {
@@ -115,24 +161,40 @@ impl<R: Runner> App<R> {
         .await
     }
 
-    async fn route<B>(&self, request: Request<B>) -> Result<Response<Full<Bytes>>, ApiError>
+    async fn route<B>(&self, request: Request<B>, lookup: Lookup) -> Result<Response<ResponseBody>, ApiError>
     where
         B: RequestBody,
     {
         let path = request.uri().path().to_owned();
+        let method = request.method().clone();
+        match lookup {
+            Lookup::Found(_) => {}
+            Lookup::WrongMethod(route) => return Err(method_not_allowed(&route.methods.join(", "))),
+            Lookup::Missing => return Err(ApiError::not_found(format!("no route for {method} {path}"))),
+        }
         if let Some(rest) = path.strip_prefix("/fn/") {
             return invoke::invoke(self, request, rest).await;
         }
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let method = request.method().clone();
+        let trimmed = path.trim_start_matches('/').trim_end_matches('/');
+        let segments: Vec<&str> = trimmed.split('/').collect();
         let bounded = async {
-            match (segments.as_slice(), &method) {
-                (["api", "health"], &Method::GET) => Ok(health::live()),
-                (["api", "health", "detailed"], &Method::GET) => Ok(health::detailed(self).await),
-                (["api", "health"] | ["api", "health", "detailed"], _) => Err(method_not_allowed("GET")),
-                (["v1", "functions", rest @ ..], _) => functions_api::route(self, request, rest).await,
-                (["v1", "instances", rest @ ..], _) => instances_api::route(self, request, rest).await,
-                (["v1", "admin", rest @ ..], _) => admin_api::route(self, request, rest).await,
+            match segments.as_slice() {
+                ["api", "health"] => Ok(health::live()),
+                ["api", "health", "detailed"] => Ok(health::detailed(self).await),
+                ["api", "openapi.json"] => Ok(openapi::document()),
+                ["metrics"] => Ok(health::metrics(self)),
+                ["v1", "audit"] => {
+                    let claims = self
+                        .inner
+                        .auth
+                        .authenticate(bearer_token(request.headers()), None)
+                        .await?;
+                    audit::list(self, Some(&claims.tenant), request.uri().query()).await
+                }
+                ["v1", "events"] => live_events::stream(self, request).await,
+                ["v1", "functions", rest @ ..] => functions_api::route(self, request, rest).await,
+                ["v1", "instances", rest @ ..] => instances_api::route(self, request, rest).await,
+                ["v1", "admin", rest @ ..] => admin_api::route(self, request, rest).await,
                 _ => Err(ApiError::not_found(format!("no route for {method} {path}"))),
             }
         };
@@ -148,6 +210,10 @@ impl<R: Runner> App<R> {
     }
 }
 
+/// The client's address as Kiln believes it (see [`TrustedProxies`]), in request extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub std::net::IpAddr);
+
 pub(crate) fn method_not_allowed(allowed: &str) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -157,7 +223,7 @@ pub(crate) fn method_not_allowed(allowed: &str) -> ApiError {
 }
 
 impl<R: Runner> hyper::service::Service<Request<Incoming>> for App<R> {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 

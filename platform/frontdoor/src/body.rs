@@ -2,13 +2,48 @@
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Body;
+use hyper::body::{Body, Frame};
 use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every response body: whole (`full_body`) or streamed from a channel (`streamed_body`).
+pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+
+pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+/// A body whose chunks arrive on a channel; it ends when every sender is gone.
+pub fn streamed_body(chunks: mpsc::Receiver<Bytes>) -> ResponseBody {
+    ChannelBody { chunks }.boxed_unsync()
+}
+
+struct ChannelBody {
+    chunks: mpsc::Receiver<Bytes>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.chunks
+            .poll_recv(context)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
 
 /// Any request body the app accepts: hyper's `Incoming` in production, `Full` in tests.
 pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
@@ -69,8 +104,8 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+    let mut response = Response::new(full_body(value.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -79,8 +114,8 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     response
 }
 
-pub fn empty_response(status: StatusCode) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+pub fn empty_response(status: StatusCode) -> Response<ResponseBody> {
+    let mut response = Response::new(full_body(Bytes::new()));
     *response.status_mut() = status;
     response
 }

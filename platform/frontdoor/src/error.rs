@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
+use crate::body::{ResponseBody, full_body};
 use auth::AuthError;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 use instances::InstanceError;
 use pool::InvokeError;
 use registry::RegistryError;
@@ -48,9 +48,9 @@ impl ApiError {
         )
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Response<ResponseBody> {
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
-        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut response = Response::new(full_body(Bytes::from(body.to_string())));
         *response.status_mut() = self.status;
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,

@@ -1,52 +1,51 @@
 //! The tenant's function API under `/v1/functions`; the tenant comes from the verified token.
 
-use bytes::Bytes;
+use crate::body::ResponseBody;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use pool::Runner;
 use registry::{FunctionRecord, FunctionSettings, VersionRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::app::method_not_allowed;
+use crate::audit::{Actor, record};
 use crate::body::{RequestBody, bearer_token, empty_response, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
-use crate::{App, instances_api};
+use crate::{App, instances_api, logs_api, webhook_api};
 
 /// `rest` holds the path segments after `/v1/functions`.
 pub async fn route<R, B>(
     app: &App<R>,
     request: Request<B>,
     rest: &[&str],
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
 {
     let state = &app.inner;
-    let tenant = state
+    let claims = state
         .auth
         .authenticate(bearer_token(request.headers()), None)
-        .await?
-        .tenant;
+        .await?;
+    let actor = Actor::from_claims(&claims, Actor::client_of(&request));
+    let tenant = claims.tenant;
     tracing::Span::current().record("tenant", tenant.as_str());
+    // The route table already refused other methods.
     let method = request.method().clone();
     match (rest, method) {
-        ([] | [""], Method::GET) => list(app, &tenant).await,
-        ([] | [""], _) => Err(method_not_allowed("GET")),
-        ([name], Method::PUT) => upload(app, &tenant, name, request).await,
-        ([name], Method::GET) => show(app, &tenant, name).await,
-        ([name], Method::DELETE) => delete(app, &tenant, name).await,
-        ([_], _) => Err(method_not_allowed("GET, PUT, DELETE")),
-        ([name, "current"], Method::PUT) => set_current(app, &tenant, name, request).await,
-        ([_, "current"], _) => Err(method_not_allowed("PUT")),
-        ([name, "instances"], Method::POST) => instances_api::start(app, &tenant, name, request).await,
-        ([_, "instances"], _) => Err(method_not_allowed("POST")),
+        ([], _) => list(app, &tenant).await,
+        ([name], Method::PUT) => upload(app, &actor, name, request).await,
+        ([name], Method::DELETE) => delete(app, &actor, name).await,
+        ([name], _) => show(app, &tenant, name).await,
+        ([name, "current"], _) => set_current(app, &actor, name, request).await,
+        ([name, "instances"], _) => instances_api::start(app, &tenant, name, request).await,
+        ([name, "logs"], _) => logs_api::stream(app, &tenant, name, request.uri().query()).await,
+        ([name, "webhook"], _) => webhook_api::route(app, &actor, name, request).await,
         _ => Err(ApiError::not_found("no such function route")),
     }
 }
 
-async fn list<R: Runner>(app: &App<R>, tenant: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn list<R: Runner>(app: &App<R>, tenant: &str) -> Result<Response<ResponseBody>, ApiError> {
     let functions = app.inner.registry.list(tenant).await?;
     let functions: Vec<Value> = functions
         .iter()
@@ -57,15 +56,16 @@ async fn list<R: Runner>(app: &App<R>, tenant: &str) -> Result<Response<Full<Byt
 
 async fn upload<R, B>(
     app: &App<R>,
-    tenant: &str,
+    actor: &Actor,
     name: &str,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
 {
     let state = &app.inner;
+    let tenant = actor.tenant.as_str();
     tracing::Span::current().record("function", name);
     registry::validate_name("function name", name)?;
     let settings = FunctionSettings::from_query(request.uri().query())?;
@@ -85,13 +85,16 @@ where
     state
         .runner
         .prewarm(std::sync::Arc::new(state.registry.target(&version)));
+    let details =
+        json!({"version": version.version, "digest": version.digest, "size_bytes": version.size_bytes});
+    record(app, actor, "function.upload", name, details).await;
     let mut body = version_json(&version);
     body["name"] = json!(name);
     body["invoke_path"] = json!(format!("/fn/{tenant}/{name}/"));
     Ok(json_response(StatusCode::CREATED, &body))
 }
 
-async fn show<R: Runner>(app: &App<R>, tenant: &str, name: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn show<R: Runner>(app: &App<R>, tenant: &str, name: &str) -> Result<Response<ResponseBody>, ApiError> {
     let (function, versions) = app
         .inner
         .registry
@@ -105,14 +108,17 @@ async fn show<R: Runner>(app: &App<R>, tenant: &str, name: &str) -> Result<Respo
 
 async fn delete<R: Runner>(
     app: &App<R>,
-    tenant: &str,
+    actor: &Actor,
     name: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
+    let tenant = actor.tenant.as_str();
     if !app.inner.registry.delete(tenant, name).await? {
         return Err(ApiError::not_found(format!("function `{name}` not found")));
     }
     app.inner.runner.retire_function(tenant, name).await;
+    app.inner.logs.remove(tenant, name);
     tracing::info!(tenant, function = name, "function deleted");
+    record(app, actor, "function.delete", name, json!({})).await;
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
@@ -124,14 +130,15 @@ struct CurrentVersion {
 
 async fn set_current<R, B>(
     app: &App<R>,
-    tenant: &str,
+    actor: &Actor,
     name: &str,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
 {
+    let tenant = actor.tenant.as_str();
     let (_, body) = read_body(request, 4096).await?;
     let CurrentVersion { version } = parse_json(&body)?;
     if !app.inner.registry.set_current(tenant, name, version).await? {
@@ -139,6 +146,14 @@ where
             "function `{name}` has no version {version}"
         )));
     }
+    record(
+        app,
+        actor,
+        "function.set_current",
+        name,
+        json!({"version": version}),
+    )
+    .await;
     let selector = registry::VersionSelector::Number(version);
     if let Some(target) = app.inner.registry.resolve(tenant, name, &selector).await? {
         app.inner.runner.prewarm(target);

@@ -1,20 +1,20 @@
 //! Liveness and a detailed health report (database, containers, uptime, version).
 
-use bytes::Bytes;
-use http::{Response, StatusCode};
-use http_body_util::Full;
+use crate::body::{ResponseBody, full_body};
+use http::{HeaderValue, Response, StatusCode};
 use pool::Runner;
 use serde_json::json;
+use telemetry::Gauges;
 
 use crate::App;
 use crate::body::json_response;
 
-pub fn live() -> Response<Full<Bytes>> {
+pub fn live() -> Response<ResponseBody> {
     json_response(StatusCode::OK, &json!({"status": "ok"}))
 }
 
 /// 200 when PostgreSQL answers, else 503 with `"status": "degraded"`; always the figures.
-pub async fn detailed<R: Runner>(app: &App<R>) -> Response<Full<Bytes>> {
+pub async fn detailed<R: Runner>(app: &App<R>) -> Response<ResponseBody> {
     let state = &app.inner;
     let database = state.store.ping().await;
     if let Err(error) = &database {
@@ -47,4 +47,29 @@ pub async fn detailed<R: Runner>(app: &App<R>) -> Response<Full<Bytes>> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(status, &body)
+}
+
+/// `GET /metrics`: Prometheus text format, the counters plus levels read now.
+pub fn metrics<R: Runner>(app: &App<R>) -> Response<ResponseBody> {
+    let state = &app.inner;
+    let pool = state.store.figures();
+    let containers = state.runner.figures();
+    let text = state.metrics.render(&Gauges {
+        containers_warm: containers.warm,
+        containers_busy: containers.busy,
+        containers_starting: containers.starting,
+        queued_callers: containers.queued,
+        db_pool_size: pool.max_size,
+        db_pool_open: pool.open,
+        db_pool_idle: pool.idle,
+        db_pool_waiting: pool.waiting,
+        instances_running: state.instances.running(),
+        uptime: state.started.elapsed(),
+    });
+    let mut response = Response::new(full_body(text));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }

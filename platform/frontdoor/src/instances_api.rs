@@ -4,16 +4,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use crate::body::ResponseBody;
+use http::{HeaderValue, Request, Response, StatusCode};
 use instances::{InstanceFilter, InstanceRecord, InstanceStatus, SignalOutcome};
 use pool::Runner;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::App;
-use crate::app::method_not_allowed;
+use crate::audit::{Actor, record};
 use crate::body::{RequestBody, bearer_token, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
 
@@ -31,29 +30,26 @@ pub async fn route<R, B>(
     app: &App<R>,
     request: Request<B>,
     rest: &[&str],
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
 {
-    let tenant = app
+    let claims = app
         .inner
         .auth
         .authenticate(bearer_token(request.headers()), None)
-        .await?
-        .tenant;
+        .await?;
+    let actor = Actor::from_claims(&claims, Actor::client_of(&request));
+    let tenant = claims.tenant;
     tracing::Span::current().record("tenant", tenant.as_str());
-    let method = request.method().clone();
-    match (rest, method) {
-        ([] | [""], Method::GET) => list(app, &tenant, request.uri().query()).await,
-        ([] | [""], _) => Err(method_not_allowed("GET")),
-        ([id], Method::GET) => show(app, &tenant, id).await,
-        ([_], _) => Err(method_not_allowed("GET")),
-        ([id, "checkpoints"], Method::GET) => checkpoints(app, &tenant, id).await,
-        ([id, "events"], Method::GET) => events(app, &tenant, id).await,
-        ([_, "checkpoints" | "events"], _) => Err(method_not_allowed("GET")),
-        ([id, "signals"], Method::POST) => signal(app, &tenant, id, request).await,
-        ([_, "signals"], _) => Err(method_not_allowed("POST")),
+    // The route table already refused other methods.
+    match rest {
+        [] => list(app, &tenant, request.uri().query()).await,
+        [id] => show(app, &tenant, id).await,
+        [id, "checkpoints"] => checkpoints(app, &tenant, id).await,
+        [id, "events"] => events(app, &tenant, id).await,
+        [id, "signals"] => signal(app, &actor, id, request).await,
         _ => Err(ApiError::not_found("no such instance route")),
     }
 }
@@ -66,7 +62,7 @@ pub async fn start<R, B>(
     tenant: &str,
     function: &str,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -106,7 +102,7 @@ where
     Ok(response)
 }
 
-async fn show<R: Runner>(app: &App<R>, tenant: &str, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn show<R: Runner>(app: &App<R>, tenant: &str, id: &str) -> Result<Response<ResponseBody>, ApiError> {
     let instance = app
         .inner
         .instances
@@ -120,7 +116,7 @@ async fn list<R: Runner>(
     app: &App<R>,
     tenant: &str,
     query: Option<&str>,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let mut filter = list_filter(query)?;
     let page = filter.limit as usize;
     // One more than the page tells whether there is a next page.
@@ -143,7 +139,7 @@ async fn checkpoints<R: Runner>(
     app: &App<R>,
     tenant: &str,
     id: &str,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+) -> Result<Response<ResponseBody>, ApiError> {
     let checkpoints = app
         .inner
         .instances
@@ -162,7 +158,7 @@ async fn checkpoints<R: Runner>(
     ))
 }
 
-async fn events<R: Runner>(app: &App<R>, tenant: &str, id: &str) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn events<R: Runner>(app: &App<R>, tenant: &str, id: &str) -> Result<Response<ResponseBody>, ApiError> {
     let events = app
         .inner
         .instances
@@ -186,14 +182,15 @@ struct SignalRequest {
 
 async fn signal<R, B>(
     app: &App<R>,
-    tenant: &str,
+    actor: &Actor,
     id: &str,
     request: Request<B>,
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
 {
+    let tenant = actor.tenant.as_str();
     let (_, body) = read_body(request, app.inner.config.body_limit).await?;
     let SignalRequest { name, payload } = parse_json(&body)?;
     if !is_signal_name(&name) {
@@ -207,6 +204,7 @@ where
     match app.inner.instances.signal(tenant, id, &name, &payload).await? {
         SignalOutcome::Sent { signal, instance, .. } => {
             tracing::info!(tenant, instance = id, signal = %name, "signal sent");
+            record(app, actor, "instance.signal", id, json!({"name": name})).await;
             Ok(json_response(
                 StatusCode::ACCEPTED,
                 &json!({

@@ -1,22 +1,76 @@
 //! `ANY /fn/{tenant}/{function}[@version]/{*path}`: authorise, resolve, run, answer.
 
-use bytes::Bytes;
+use std::time::Instant;
+
+use crate::body::{ResponseBody, full_body};
 use http::{Request, Response};
-use http_body_util::Full;
 use pool::{Invocation, Runner};
 use registry::VersionSelector;
 
-use crate::App;
 use crate::body::RequestBody;
 use crate::body::{bearer_token, read_body};
 use crate::error::ApiError;
+use crate::{App, webhook_api};
+
+/// What metrics learn of one invocation once it is over.
+#[derive(Default)]
+struct Served {
+    /// Tenant and function, known once the caller was authorised and the function found:
+    /// unauthorised callers must not be able to mint label values.
+    labels: Option<(String, String)>,
+    version: Option<i32>,
+    cold: bool,
+    in_function: Option<std::time::Duration>,
+}
+
+/// A request whose body was read already (to check its signature), or not yet.
+enum Pending<B> {
+    Read(http::request::Parts, bytes::Bytes),
+    Unread(Request<B>),
+}
 
 /// `rest` is the request path after `/fn/`.
 pub async fn invoke<R, B>(
     app: &App<R>,
     request: Request<B>,
     rest: &str,
-) -> Result<Response<Full<Bytes>>, ApiError>
+) -> Result<Response<ResponseBody>, ApiError>
+where
+    R: Runner,
+    B: RequestBody,
+{
+    let started = Instant::now();
+    let mut served = Served::default();
+    let result = run(app, request, rest, &mut served).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(error) => error.status,
+    };
+    let elapsed = started.elapsed();
+    let (tenant, function) = served.labels.unwrap_or_default();
+    let state = &app.inner;
+    state
+        .metrics
+        .invocation(&tenant, &function, status.as_u16(), elapsed, served.in_function);
+    if !tenant.is_empty() {
+        state.events.invocation(
+            &tenant,
+            &function,
+            served.version,
+            status.as_u16(),
+            elapsed,
+            served.cold,
+        );
+    }
+    result
+}
+
+async fn run<R, B>(
+    app: &App<R>,
+    request: Request<B>,
+    rest: &str,
+    served: &mut Served,
+) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -36,10 +90,24 @@ where
     let span = tracing::Span::current();
     span.record("tenant", tenant);
     span.record("function", function);
-    state
-        .auth
-        .authenticate(bearer_token(request.headers()), Some(tenant))
-        .await?;
+    // Without a bearer token the request may be a signed webhook (the signature is checked
+    // over the raw body before anything else is looked at); otherwise the tenant's JWT decides.
+    let bearer = bearer_token(request.headers());
+    let webhook = match bearer {
+        Some(_) => None,
+        None => state.store.webhook(tenant, function).await?,
+    };
+    let request = match webhook {
+        Some(webhook) => {
+            let (parts, body) = read_body(request, state.config.body_limit).await?;
+            webhook_api::verify_request(&webhook, &parts.headers, &body)?;
+            Pending::Read(parts, body)
+        }
+        None => {
+            state.auth.authenticate(bearer, Some(tenant)).await?;
+            Pending::Unread(request)
+        }
+    };
     let target = state
         .registry
         .resolve(tenant, function, &selector)
@@ -50,8 +118,13 @@ where
             ))
         })?;
     span.record("version", target.version);
+    served.labels = Some((tenant.to_owned(), function.to_owned()));
+    served.version = Some(target.version);
     let path = path.to_owned();
-    let (mut parts, body) = read_body(request, state.config.body_limit).await?;
+    let (mut parts, body) = match request {
+        Pending::Read(parts, body) => (parts, body),
+        Pending::Unread(request) => read_body(request, state.config.body_limit).await?,
+    };
     // The caller's Kiln token is for Kiln, not for the function: it could manage functions.
     parts.headers.remove(http::header::AUTHORIZATION);
     let invocation = Invocation {
@@ -64,7 +137,20 @@ where
     };
     let outcome = state.runner.invoke(target, invocation).await?;
     span.record("cold", outcome.cold);
-    let mut response = Response::new(Full::new(outcome.response.body));
+    served.in_function = Some(outcome.in_function);
+    served.cold = outcome.cold;
+    if let Some(phases) = outcome.cold_start {
+        state.metrics.cold_start(
+            tenant,
+            function,
+            &[
+                ("socket", phases.socket),
+                ("container", phases.container),
+                ("total", phases.total),
+            ],
+        );
+    }
+    let mut response = Response::new(full_body(outcome.response.body));
     *response.status_mut() = outcome.response.status;
     *response.headers_mut() = outcome.response.headers;
     Ok(response)

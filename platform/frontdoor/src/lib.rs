@@ -7,13 +7,23 @@
 
 mod admin_api;
 mod app;
+mod audit;
 mod body;
+mod client_addr;
 mod error;
 mod functions_api;
 mod health;
 mod instances_api;
 mod invoke;
+mod live_events;
+mod logs_api;
+mod openapi;
+mod routes;
 mod server;
+mod webhook_api;
 
-pub use app::{App, AppConfig};
+pub use app::{App, AppConfig, AppParts};
+pub use client_addr::TrustedProxies;
+pub use openapi::DOCUMENT as OPENAPI_DOCUMENT;
+pub use routes::{ROUTES, Route};
 pub use server::{ServerConfig, serve};

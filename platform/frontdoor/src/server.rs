@@ -12,6 +12,9 @@ use pool::Runner;
 use tokio::net::TcpListener;
 
 use crate::App;
+use crate::client_addr::PeerAddr;
+use http::Request;
+use hyper::body::Incoming;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -45,9 +48,14 @@ pub async fn serve<R: Runner>(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let connection = builder.serve_connection(TokioIo::new(stream), app.clone()).into_owned();
+                    let app = app.clone();
+                    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                        request.extensions_mut().insert(PeerAddr(peer.ip()));
+                        hyper::service::Service::call(&app, request)
+                    });
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     let connection = graceful.watch(connection);
                     tokio::spawn(async move {
                         if let Err(error) = connection.await {

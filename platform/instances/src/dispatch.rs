@@ -10,6 +10,7 @@ use pool::{Invocation, InvokeError, Runner};
 use registry::{Registry, VersionSelector};
 use serde_json::{Value, json};
 use store::{ClaimedInstance, InstanceOutcome, Released, Store};
+use telemetry::Metrics;
 use timers::{Claimed, Timers};
 use tokio_util::sync::CancellationToken;
 
@@ -26,37 +27,23 @@ pub(crate) struct Dispatch<R> {
     shared: Arc<Shared<R>>,
 }
 
-struct Shared<R> {
-    store: Store,
-    registry: Registry,
-    runner: R,
-    timers: Timers,
-    running: Running,
-    value_limit: usize,
+/// What every dispatch of this node shares.
+pub(crate) struct Shared<R> {
+    pub store: Store,
+    pub registry: Registry,
+    pub runner: R,
+    pub timers: Timers,
+    pub running: Running,
+    pub value_limit: usize,
     /// Cancelled at shutdown: dispatches cut short by it are not the function's fault.
-    closing: CancellationToken,
+    pub closing: CancellationToken,
+    pub metrics: Metrics,
 }
 
 impl<R: Runner> Dispatch<R> {
-    pub fn new(
-        store: Store,
-        registry: Registry,
-        runner: R,
-        timers: Timers,
-        running: Running,
-        value_limit: usize,
-        closing: CancellationToken,
-    ) -> Dispatch<R> {
+    pub fn new(shared: Shared<R>) -> Dispatch<R> {
         Dispatch {
-            shared: Arc::new(Shared {
-                store,
-                registry,
-                runner,
-                timers,
-                running,
-                value_limit,
-                closing,
-            }),
+            shared: Arc::new(shared),
         }
     }
 
@@ -65,6 +52,12 @@ impl<R: Runner> Dispatch<R> {
         let shared = self.shared.clone();
         tokio::spawn(async move {
             let Claimed { instance, permit } = claimed;
+            let reason = match (instance.woke, instance.attempt) {
+                (true, _) => "wake",
+                (false, 1) => "start",
+                (false, _) => "retry",
+            };
+            shared.metrics.wake(reason, instance.late);
             shared.running.insert(&instance.id, instance.epoch);
             shared.run(&instance).await;
             shared.running.remove(&instance.id, instance.epoch);
@@ -133,6 +126,7 @@ impl<R: Runner> Shared<R> {
             durable: Some(Arc::new(InstanceSession {
                 store: self.store.clone(),
                 timers: self.timers.clone(),
+                metrics: self.metrics.clone(),
                 id: instance.id.clone(),
                 epoch: instance.epoch,
                 attempt: instance.attempt,
@@ -199,7 +193,14 @@ impl<R: Runner> Shared<R> {
                 .store
                 .finish_instance(&instance.id, instance.epoch, &outcome)
                 .await
-            {
+                .inspect(|finished| {
+                    if finished.is_ok() {
+                        self.metrics.instance_finished(match &outcome {
+                            InstanceOutcome::Completed(_) => "completed",
+                            InstanceOutcome::Failed { .. } => "failed",
+                        });
+                    }
+                }) {
                 // PostgreSQL refused the outcome (say a `\u0000` in a JSON string): the
                 // instance fails with the reason rather than run again for ever.
                 Err(error) if !error.is_unavailable() => {

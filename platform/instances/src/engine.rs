@@ -11,12 +11,13 @@ use store::{
     CheckpointRecord, InstanceEvent, InstanceFilter, InstanceRecord, NewInstance, SignalOutcome,
     StartedInstance, Store,
 };
+use telemetry::Metrics;
 use timers::{Scheduler, SchedulerConfig, SystemClock, Timers};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::InstanceError;
-use crate::dispatch::Dispatch;
+use crate::dispatch::{Dispatch, Shared};
 use crate::running::Running;
 use crate::session::json_len;
 use crate::upkeep::{recover, upkeep};
@@ -71,6 +72,7 @@ impl Instances {
         registry: Registry,
         runner: R,
         config: InstancesConfig,
+        metrics: Metrics,
     ) -> Instances {
         let claiming = CancellationToken::new();
         let upkeeping = CancellationToken::new();
@@ -91,15 +93,16 @@ impl Instances {
             capacity.clone(),
         );
         let running = Running::default();
-        let dispatch = Dispatch::new(
-            store.clone(),
-            registry.clone(),
+        let dispatch = Dispatch::new(Shared {
+            store: store.clone(),
+            registry: registry.clone(),
             runner,
-            timers.clone(),
-            running.clone(),
-            config.value_limit,
-            claiming.clone(),
-        );
+            timers: timers.clone(),
+            running: running.clone(),
+            value_limit: config.value_limit,
+            closing: claiming.clone(),
+            metrics,
+        });
         scheduler.start(requests, move |claimed| dispatch.spawn(claimed), claiming.clone());
         tokio::spawn(upkeep(
             store.clone(),
@@ -119,6 +122,11 @@ impl Instances {
                 upkeeping,
             }),
         }
+    }
+
+    /// Instance dispatches this node runs now.
+    pub fn running(&self) -> usize {
+        self.inner.config.concurrency.max(1) - self.inner.capacity.available_permits()
     }
 
     /// Starts an instance of the current version of `tenant/function`, or returns the one

@@ -7,11 +7,13 @@ use std::time::SystemTime;
 use pool::{DurableCall, DurableError, DurableFuture, DurableReply, DurableSession};
 use serde_json::Value;
 use store::{Fenced, InstanceOutcome, Store, StoreError, Suspension};
+use telemetry::Metrics;
 use timers::Timers;
 
 pub(crate) struct InstanceSession {
     pub store: Store,
     pub timers: Timers,
+    pub metrics: Metrics,
     pub id: String,
     pub epoch: i64,
     pub attempt: i32,
@@ -53,8 +55,16 @@ impl DurableSession for InstanceSession {
                         .put_checkpoint(&self.id, self.epoch, &key, &value)
                         .await
                     {
-                        Ok(Ok(stored)) => Ok(DurableReply::Value(stored)),
-                        Ok(Err(Fenced)) => Err(DurableError::Fenced),
+                        Ok(Ok(stored)) => {
+                            let replayed = stored != value;
+                            self.metrics
+                                .checkpoint(if replayed { "existing" } else { "stored" });
+                            Ok(DurableReply::Value(stored))
+                        }
+                        Ok(Err(Fenced)) => {
+                            self.metrics.checkpoint("fenced");
+                            Err(DurableError::Fenced)
+                        }
                         Err(error) => Err(unavailable(error)),
                     }
                 }
@@ -63,7 +73,7 @@ impl DurableSession for InstanceSession {
                         .store
                         .sleep_instance(&self.id, self.epoch, &key, wake_at)
                         .await;
-                    self.suspension(slept)
+                    self.suspension(slept, "sleep")
                 }
                 DurableCall::Wait { key, event, timeout } => {
                     let deadline = SystemTime::now() + timeout;
@@ -71,7 +81,7 @@ impl DurableSession for InstanceSession {
                         .store
                         .wait_for_event(&self.id, self.epoch, &key, &event, deadline)
                         .await;
-                    self.suspension(waited)
+                    self.suspension(waited, "wait")
                 }
                 DurableCall::Oversized => self.fail_too_large().await,
             }
@@ -84,10 +94,12 @@ impl InstanceSession {
     fn suspension(
         &self,
         result: Result<Result<Suspension, Fenced>, StoreError>,
+        kind: &str,
     ) -> Result<DurableReply, DurableError> {
         match result {
             Ok(Ok(Suspension::Continue(value))) => Ok(DurableReply::Value(value)),
             Ok(Ok(Suspension::Sleeping(wake_at))) => {
+                self.metrics.sleep(kind);
                 self.timers.schedule(self.id.clone(), wake_at);
                 Ok(DurableReply::Suspended { wake_at })
             }

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use frontdoor::TrustedProxies;
+
 /// Everything kilnd needs to start, parsed and checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -34,6 +36,10 @@ pub struct Config {
     pub instance_retention: Duration,
     pub instance_lease: Duration,
     pub instance_concurrency: usize,
+    /// A function's log file is rotated past this size (two files are kept).
+    pub log_file_limit: u64,
+    /// Proxies whose `X-Forwarded-For` names the client (`KILN_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +119,9 @@ impl Config {
             instance_retention: duration(&get, "KILN_INSTANCE_RETENTION", "7d")?,
             instance_lease: duration(&get, "KILN_INSTANCE_LEASE", "15s")?,
             instance_concurrency: ranged(&get, "KILN_INSTANCE_CONCURRENCY", 64, 1, 10_000)?,
+            log_file_limit: ranged(&get, "KILN_LOG_FILE_BYTES", 1 << 20, 4096, 1 << 30)? as u64,
+            trusted_proxies: TrustedProxies::parse(&get("KILN_TRUSTED_PROXIES").unwrap_or_default())
+                .map_err(|error| format!("KILN_TRUSTED_PROXIES: {error}"))?,
         })
     }
 }

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use auth::AdminToken;
-use frontdoor::{App, AppConfig, ServerConfig};
+use frontdoor::{App, AppConfig, AppParts, ServerConfig};
 use instances::{Instances, InstancesConfig};
-use pool::{Dispatcher, DispatcherConfig};
+use pool::{Dispatcher, DispatcherConfig, FunctionLogs};
 use registry::{Registry, RegistryConfig};
 use sandbox::Sandbox;
 use store::{Store, StoreConfig};
+use telemetry::Metrics;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -43,6 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("opening the function store in {}", data_dir.display()))?;
+    let logs = FunctionLogs::new(data_dir.join("logs"), config.log_file_limit);
     let executable = std::env::current_exe().context("locating the kilnd executable")?;
     let state_dir = data_dir.join("sandbox");
     let (sandbox, exits) = Sandbox::spawn(&executable, &["sandbox", "--state", &state_dir.to_string_lossy()])
@@ -52,7 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         exits,
         DispatcherConfig {
             run_dir: data_dir.join("run"),
-            log_dir: data_dir.join("logs"),
+            logs: logs.clone(),
             response_limit: config.response_limit,
             queue_limit: config.queue_limit,
             queue_timeout: config.queue_timeout,
@@ -72,6 +74,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None => node_id::load_or_create(data_dir).context("reading this node's id from the data folder")?,
     };
     tracing::info!(node = %node, "durable instances run as this node");
+    let metrics = Metrics::new();
     let instances = Instances::start(
         store.clone(),
         registry.clone(),
@@ -86,18 +89,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             wheel_window: Duration::from_secs(30),
             refill_interval: Duration::from_secs(1),
         },
+        metrics.clone(),
     )
     .await;
     let app = App::new(
-        store,
-        registry,
-        AdminToken::new(config.admin_token.clone()),
-        dispatcher.clone(),
-        instances.clone(),
+        AppParts {
+            store,
+            registry,
+            admin: AdminToken::new(config.admin_token.clone()),
+            runner: dispatcher.clone(),
+            instances: instances.clone(),
+            metrics,
+            logs,
+        },
         AppConfig {
             body_limit: config.body_limit,
             upload_limit: config.upload_limit,
             request_timeout: config.request_timeout,
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     );
     let listener = TcpListener::bind((config.host, config.port))

@@ -9,6 +9,8 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::StartPhases;
+use crate::logs::Capture;
 use crate::runtime_api::Assignment;
 
 pub(crate) struct Container {
@@ -26,6 +28,10 @@ pub(crate) struct Container {
     pub retired: AtomicBool,
     /// When it last finished an invocation; drives the idle timeout.
     pub last_used: Mutex<Instant>,
+    /// How its start went, for the metrics of the invocation that waited for it.
+    pub start_phases: Mutex<StartPhases>,
+    /// The readers of its stdout and stderr; taken away when it is retired.
+    pub capture: Mutex<Option<Capture>>,
 }
 
 impl Container {
@@ -49,6 +55,11 @@ impl Container {
 
     pub(crate) fn idle_since(&self) -> Instant {
         *self.last_used.lock().expect("container lock")
+    }
+
+    /// Stops reading its output and removes its FIFOs.
+    pub(crate) fn stop_capture(&self) {
+        self.capture.lock().expect("container lock").take();
     }
 
     pub(crate) fn touch(&self) {

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::container::Container;
+use crate::logs::FunctionLogs;
 use crate::pool::{Handoff, Lease, Pool};
 use crate::runtime_api::Assignment;
 use crate::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, Runner};
@@ -24,8 +25,8 @@ use crate::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOut
 pub struct DispatcherConfig {
     /// Holds one folder per container with its runtime socket; keep the path short (sockets ≤ 107 bytes).
     pub run_dir: PathBuf,
-    /// Holds one log file per container (the function's stdout and stderr).
-    pub log_dir: PathBuf,
+    /// Where the functions' stdout and stderr go.
+    pub logs: FunctionLogs,
     pub response_limit: usize,
     /// Callers that may wait per function version once it is at max concurrency.
     pub queue_limit: usize,
@@ -159,8 +160,8 @@ impl Dispatcher {
             .collect();
         for container in containers {
             container.server.abort();
+            container.stop_capture();
             let _ = std::fs::remove_dir_all(&container.runtime_dir);
-            let _ = std::fs::remove_file(self.inner.config.log_dir.join(format!("{}.log", container.id)));
         }
     }
 
@@ -202,9 +203,11 @@ impl Dispatcher {
                 &self.inner.warm_starts
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            let handed = std::time::Instant::now();
             let result = self
                 .run_on(&container, invocation, deadline, target.limits.timeout)
                 .await;
+            let in_function = handed.elapsed();
             pool.end_busy();
             let healthy = matches!(
                 &result,
@@ -227,6 +230,8 @@ impl Dispatcher {
                 response,
                 cold,
                 container: container.id.clone(),
+                in_function,
+                cold_start: cold.then(|| *container.start_phases.lock().expect("container lock")),
             });
         }
         Err(busy())

@@ -39,6 +39,21 @@ pub struct InvokeOutcome {
     /// True when a container had to be started for this invocation.
     pub cold: bool,
     pub container: String,
+    /// From handing the invocation to the container until its answer came back.
+    pub in_function: Duration,
+    /// The phases of the container's start, when this invocation started it.
+    pub cold_start: Option<StartPhases>,
+}
+
+/// How long each phase of a container's start took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartPhases {
+    /// Binding the runtime socket.
+    pub socket: Duration,
+    /// The sandbox creating and starting the container.
+    pub container: Duration,
+    /// From asking for a container until it was ready for work.
+    pub total: Duration,
 }
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::container::Container;
+use crate::logs::{Capture, SharedAttribution};
 use crate::pool::Pool;
 use crate::runtime_api::{RuntimeChannel, serve_runtime_api};
-use crate::{Dispatcher, FunctionTarget, InvokeError};
+use crate::{Dispatcher, FunctionTarget, InvokeError, StartPhases};
 
 impl Dispatcher {
     /// Marks `target` as its function's current version (call on every upload and roll-back):
@@ -102,6 +103,7 @@ impl Dispatcher {
 
     async fn create_container(&self, pool: &Arc<Pool>) -> Result<Arc<Container>, InvokeError> {
         let target = &pool.target;
+        let asked = Instant::now();
         let number = self.inner.next_container.fetch_add(1, Ordering::Relaxed);
         let id = format!("kiln-{}-{number}", self.inner.id_prefix);
         let runtime_dir = self.inner.config.run_dir.join(&id);
@@ -111,7 +113,17 @@ impl Dispatcher {
             let _ = std::fs::remove_dir_all(&runtime_dir);
             start_failed("runtime socket", &error)
         })?;
-        let (channel, assign) = RuntimeChannel::new(self.inner.config.response_limit);
+        let attribution = SharedAttribution::default();
+        let capture = self
+            .inner
+            .config
+            .logs
+            .capture(&id, &target.tenant, &target.function, attribution.clone())
+            .map_err(|error| {
+                let _ = std::fs::remove_dir_all(&runtime_dir);
+                start_failed("output capture", &error)
+            })?;
+        let (channel, assign) = RuntimeChannel::new(self.inner.config.response_limit, &id, attribution);
         let server = tokio::spawn(serve_runtime_api(listener, channel)).abort_handle();
         let container = Arc::new(Container {
             id: id.clone(),
@@ -122,13 +134,17 @@ impl Dispatcher {
             exit_status: Mutex::new(None),
             retired: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            start_phases: Mutex::new(StartPhases::default()),
+            capture: Mutex::new(None),
         });
+        let socket_bound = asked.elapsed();
         self.inner
             .containers
             .lock()
             .expect("containers lock")
             .insert(id.clone(), (pool.clone(), container.clone()));
-        let spec = self.container_spec(target, &id, runtime_dir);
+        let spec = self.container_spec(target, &id, runtime_dir, &capture);
+        *container.capture.lock().expect("container lock") = Some(capture);
         let creating = Instant::now();
         if let Err(error) = self.inner.sandbox.create(spec).await {
             // Never counted in the pool: clean up without touching its counts.
@@ -137,6 +153,11 @@ impl Dispatcher {
             self.delete_in_background(&container);
             return Err(start_failed("create container", &error));
         }
+        *container.start_phases.lock().expect("container lock") = StartPhases {
+            socket: socket_bound,
+            container: creating.elapsed(),
+            total: asked.elapsed(),
+        };
         tracing::debug!(
             container = %id,
             tenant = %target.tenant,
@@ -147,7 +168,13 @@ impl Dispatcher {
         Ok(container)
     }
 
-    fn container_spec(&self, target: &FunctionTarget, id: &str, runtime_dir: PathBuf) -> ContainerSpec {
+    fn container_spec(
+        &self,
+        target: &FunctionTarget,
+        id: &str,
+        runtime_dir: PathBuf,
+        capture: &Capture,
+    ) -> ContainerSpec {
         let limits = &target.limits;
         let mut env = vec![
             "PATH=/".to_owned(),
@@ -161,7 +188,8 @@ impl Dispatcher {
             id: id.to_owned(),
             rootfs: target.rootfs.clone(),
             runtime_dir,
-            log_path: self.inner.config.log_dir.join(format!("{id}.log")),
+            stdout_path: capture.stdout.clone(),
+            stderr_path: capture.stderr.clone(),
             env,
             memory_bytes: limits.memory_bytes,
             cpu_shares: limits.cpu_shares,
@@ -217,13 +245,7 @@ impl Dispatcher {
                     }
                 }
             }
-            let _ = std::fs::remove_file(
-                dispatcher
-                    .inner
-                    .config
-                    .log_dir
-                    .join(format!("{}.log", container.id)),
-            );
+            container.stop_capture();
         });
     }
 

@@ -309,6 +309,8 @@ mod tests {
             exit_status: Mutex::new(None),
             retired: AtomicBool::new(false),
             last_used: Mutex::new(Instant::now()),
+            start_phases: Mutex::new(crate::StartPhases::default()),
+            capture: Mutex::new(None),
         })
     }
 

@@ -21,6 +21,7 @@ use tokio::net::UnixListener;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use crate::logs::{Attribution, SharedAttribution};
 use crate::{
     DurableCall, DurableError, DurableReply, DurableSession, FunctionResponse, Invocation, InvokeError,
 };
@@ -62,16 +63,26 @@ pub(crate) struct RuntimeChannel {
     current: std::sync::Mutex<Option<Current>>,
     next_invocation_id: AtomicU64,
     response_limit: usize,
+    /// The container's id, in the invocation ids its log lines carry.
+    container: String,
+    /// What the container's log lines are attributed to: the invocation last handed out.
+    attribution: SharedAttribution,
 }
 
 impl RuntimeChannel {
-    pub(crate) fn new(response_limit: usize) -> (Arc<RuntimeChannel>, mpsc::Sender<Assignment>) {
+    pub(crate) fn new(
+        response_limit: usize,
+        container: &str,
+        attribution: SharedAttribution,
+    ) -> (Arc<RuntimeChannel>, mpsc::Sender<Assignment>) {
         let (sender, inbox) = mpsc::channel(1);
         let channel = RuntimeChannel {
             inbox: Mutex::new(inbox),
             current: std::sync::Mutex::new(None),
             next_invocation_id: AtomicU64::new(1),
             response_limit,
+            container: container.to_owned(),
+            attribution,
         };
         (Arc::new(channel), sender)
     }
@@ -164,6 +175,10 @@ async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
     };
     let id = channel.next_invocation_id.fetch_add(1, Ordering::Relaxed);
     let durable = invocation.durable.clone();
+    *channel.attribution.lock().expect("attribution lock") = Attribution {
+        invocation: Some(format!("{}-{id}", channel.container)),
+        instance: durable.as_ref().map(|session| session.instance_id().to_owned()),
+    };
     *channel.current.lock().expect("runtime channel lock") = Some(Current {
         id,
         respond,

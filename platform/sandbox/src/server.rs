@@ -123,19 +123,22 @@ impl SandboxProcess {
         let config = serde_json::to_vec(&config_json(spec)).map_err(|error| error.to_string())?;
         fs::write(bundle.join("config.json"), config)
             .map_err(|error| format!("write config.json: {error}"))?;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log_path)
-            .map_err(|error| format!("open log {}: {error}", spec.log_path.display()))?;
-        let log_for_stderr = log.try_clone().map_err(|error| error.to_string())?;
+        let output = |path: &std::path::Path| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|error| format!("open output {}: {error}", path.display()))
+        };
+        let stdout = output(&spec.stdout_path)?;
+        let stderr = output(&spec.stderr_path)?;
         let stdin = File::open("/dev/null").map_err(|error| error.to_string())?;
         let mut container = ContainerBuilder::new(spec.id.clone(), SyscallType::default())
             .with_root_path(&self.state_root)
             .map_err(|error| error.to_string())?
             .with_stdin(stdin)
-            .with_stdout(log)
-            .with_stderr(log_for_stderr)
+            .with_stdout(stdout)
+            .with_stderr(stderr)
             .validate_id()
             .map_err(|error| error.to_string())?
             .as_init(&bundle)

@@ -13,8 +13,10 @@ pub struct ContainerSpec {
     pub rootfs: PathBuf,
     /// Host folder bind-mounted at `/run/kiln`; holds the runtime socket.
     pub runtime_dir: PathBuf,
-    /// File that receives the function's stdout and stderr.
-    pub log_path: PathBuf,
+    /// Where the function's stdout goes (a FIFO kilnd reads, or a file).
+    pub stdout_path: PathBuf,
+    /// Where the function's stderr goes.
+    pub stderr_path: PathBuf,
     /// `KEY=VALUE` pairs for the function process.
     pub env: Vec<String>,
     pub memory_bytes: i64,

@@ -24,6 +24,10 @@ pub struct ClaimedInstance {
     pub attempt: i32,
     /// Every stored checkpoint, key → value.
     pub checkpoints: Value,
+    /// How long after its due time the claim happened.
+    pub late: Duration,
+    /// True when the instance was sleeping (a wake-up), false when it was pending.
+    pub woke: bool,
 }
 
 /// The answer to a fenced write: the dispatch is stale and nothing was written.
@@ -69,7 +73,7 @@ impl Store {
         let statement = client
             .prepare_cached(
                 "WITH due AS (
-                     SELECT id, wake_at FROM instances
+                     SELECT id, wake_at, status FROM instances
                      WHERE id = ANY($1::text[]::uuid[]) AND status IN ('pending', 'sleeping')
                        AND wake_at <= clock_timestamp() AND deadline_at > now()
                      FOR UPDATE SKIP LOCKED),
@@ -79,7 +83,8 @@ impl Store {
                          lease_until = now() + make_interval(secs => $3), wake_at = NULL,
                          waiting_for = NULL, updated_at = now()
                      FROM due WHERE i.id = due.id
-                     RETURNING i.id, i.tenant, i.function, i.version, i.input, i.epoch, i.attempt, due.wake_at AS due_at),
+                     RETURNING i.id, i.tenant, i.function, i.version, i.input, i.epoch, i.attempt,
+                               due.wake_at AS due_at, due.status AS prior),
                  logged AS (
                      INSERT INTO instance_events (instance_id, kind, detail)
                      SELECT id, 'dispatched', jsonb_build_object(
@@ -88,7 +93,9 @@ impl Store {
                      FROM claimed)
                  SELECT c.id::text, c.tenant, c.function, c.version, c.input, c.epoch, c.attempt,
                         (SELECT coalesce(jsonb_object_agg(k.key, k.value), '{}'::jsonb)
-                         FROM instance_checkpoints k WHERE k.instance_id = c.id)
+                         FROM instance_checkpoints k WHERE k.instance_id = c.id),
+                        greatest(extract(epoch FROM clock_timestamp() - c.due_at), 0)::float8,
+                        c.prior = 'sleeping'
                  FROM claimed c",
             )
             .await?;
@@ -106,6 +113,8 @@ impl Store {
                 epoch: row.get(5),
                 attempt: row.get(6),
                 checkpoints: row.get(7),
+                late: Duration::from_secs_f64(row.get::<_, Option<f64>>(8).unwrap_or(0.0)),
+                woke: row.get(9),
             })
             .collect())
     }

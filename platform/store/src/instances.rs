@@ -308,3 +308,53 @@ pub(crate) fn instance_from_row(row: &Row) -> InstanceRecord {
         finished_at: row.get(17),
     }
 }
+
+/// A lifecycle event of any instance, for live streams.
+#[derive(Debug, Clone)]
+pub struct LiveInstanceEvent {
+    pub id: i64,
+    pub tenant: String,
+    pub function: String,
+    pub instance: String,
+    pub kind: String,
+    pub at: SystemTime,
+}
+
+impl Store {
+    /// The newest event id, where a live stream starts.
+    pub async fn last_instance_event_id(&self) -> Result<i64, StoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT coalesce(max(id), 0) FROM instance_events", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Events with an id above `after`, oldest first, at most `limit`.
+    pub async fn instance_events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LiveInstanceEvent>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT e.id, i.tenant, i.function, e.instance_id::text, e.kind, e.at
+                 FROM instance_events e JOIN instances i ON i.id = e.instance_id
+                 WHERE e.id > $1 ORDER BY e.id LIMIT $2",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&after, &limit]).await?;
+        Ok(rows
+            .iter()
+            .map(|row| LiveInstanceEvent {
+                id: row.get(0),
+                tenant: row.get(1),
+                function: row.get(2),
+                instance: row.get(3),
+                kind: row.get(4),
+                at: row.get(5),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,142 @@
+//! The client's address: the TCP peer, or, when the peer is a trusted proxy (nginx), the
+//! address that proxy put in `X-Forwarded-For`. A forwarded header from anyone else is
+//! ignored, so a client cannot claim another address.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+
+/// The TCP peer of a request, put in its extensions by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub IpAddr);
+
+/// Addresses (or networks) whose `X-Forwarded-For` Kiln believes.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    networks: Vec<(IpAddr, u8)>,
+}
+
+impl TrustedProxies {
+    /// Parses a comma-separated list of addresses and CIDR networks.
+    pub fn parse(list: &str) -> Result<TrustedProxies, String> {
+        let mut networks = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+            let (address, bits) = match item.split_once('/') {
+                Some((address, bits)) => (address, Some(bits)),
+                None => (item, None),
+            };
+            let address: IpAddr = address
+                .parse()
+                .map_err(|_| format!("`{item}` is not an IP address or CIDR network"))?;
+            let width = if address.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(bits) => bits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|bits| *bits <= width)
+                    .ok_or_else(|| format!("`{item}` has an invalid prefix length"))?,
+                None => width,
+            };
+            networks.push((address, bits));
+        }
+        Ok(TrustedProxies { networks })
+    }
+
+    fn trusts(&self, address: IpAddr) -> bool {
+        self.networks
+            .iter()
+            .any(|(network, bits)| in_network(address, *network, *bits))
+    }
+
+    /// The client of a request from `peer` with `headers`: walking `X-Forwarded-For` from
+    /// the right, the first address that is not a trusted proxy.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusts(peer) {
+            return peer;
+        }
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        let mut client = peer;
+        for hop in forwarded.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(address) => {
+                    client = address;
+                    if !self.trusts(address) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+fn in_network(address: IpAddr, network: IpAddr, bits: u8) -> bool {
+    match (address, network) {
+        (IpAddr::V4(address), IpAddr::V4(network)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(address) & mask == u32::from(network) & mask
+        }
+        (IpAddr::V6(address), IpAddr::V6(network)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(address) & mask == u128::from(network) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        HeaderMap::from_iter([(
+            http::header::HeaderName::from_static("x-forwarded-for"),
+            value.parse().unwrap(),
+        )])
+    }
+
+    #[test]
+    fn only_trusted_peers_may_forward() {
+        let proxies = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        // nginx appended the real client after a forged entry.
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &forwarded("6.6.6.6, 203.0.113.9")),
+            ip("203.0.113.9")
+        );
+        // Two proxies in a row: skip the trusted inner one.
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &forwarded("203.0.113.9, 10.1.2.3")),
+            ip("203.0.113.9")
+        );
+        // An untrusted peer's header is ignored.
+        assert_eq!(
+            proxies.client(ip("198.51.100.7"), &forwarded("6.6.6.6")),
+            ip("198.51.100.7")
+        );
+        // Garbage stops the walk at the last good hop.
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &forwarded("nonsense")),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            proxies.client(ip("127.0.0.1"), &HeaderMap::new()),
+            ip("127.0.0.1")
+        );
+        assert!(TrustedProxies::parse("").unwrap().networks.is_empty());
+        assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+        assert!(TrustedProxies::parse("proxy.local").is_err());
+        let v6 = TrustedProxies::parse("::1, fd00::/8").unwrap();
+        assert_eq!(
+            v6.client(ip("fd12::1"), &forwarded("2001:db8::5")),
+            ip("2001:db8::5")
+        );
+    }
+}

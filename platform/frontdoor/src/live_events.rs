@@ -1,0 +1,197 @@
+//! Live events: `GET /v1/events` streams a tenant's invocations (as this node serves them)
+//! and instance lifecycle events (from PostgreSQL, so from every node) as Server-Sent
+//! Events. A tenant sees only its own events.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use pool::Runner;
+use serde_json::{Value, json};
+use store::Store;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::App;
+use crate::body::{RequestBody, ResponseBody, bearer_token, rfc3339, streamed_body};
+use crate::error::ApiError;
+
+/// Events a slow subscriber may fall behind by before it skips ahead.
+const BACKLOG: usize = 4096;
+/// How often instance events are read from PostgreSQL while anyone listens.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// A comment line this often keeps proxies from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Event ids come from a sequence and may commit out of order: each poll looks this far
+/// back, and ids already sent are skipped.
+const LOOK_BACK: i64 = 256;
+const POLL_LIMIT: i64 = 1000;
+
+/// One event on its way to the tenant's subscribers.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub tenant: String,
+    /// The SSE event name: `invocation` or `instance`.
+    pub name: &'static str,
+    pub data: Value,
+}
+
+/// The hub every subscriber listens on; cheap to clone.
+#[derive(Clone)]
+pub struct LiveEvents {
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+}
+
+impl LiveEvents {
+    /// Starts the hub and its instance-event poller (which reads only while someone listens).
+    pub fn start(store: Store) -> LiveEvents {
+        let (sender, _) = broadcast::channel(BACKLOG);
+        tokio::spawn(poll_instance_events(store, sender.clone()));
+        LiveEvents { sender }
+    }
+
+    /// Publishes an invocation this node served, if anyone listens.
+    pub fn invocation(
+        &self,
+        tenant: &str,
+        function: &str,
+        version: Option<i32>,
+        status: u16,
+        duration: Duration,
+        cold: bool,
+    ) {
+        if self.sender.receiver_count() == 0 {
+            return;
+        }
+        let data = json!({
+            "time": rfc3339(SystemTime::now()),
+            "function": function,
+            "version": version,
+            "status": status,
+            "duration_ms": duration.as_secs_f64() * 1000.0,
+            "cold": cold,
+        });
+        let _ = self.sender.send(Arc::new(LiveEvent {
+            tenant: tenant.to_owned(),
+            name: "invocation",
+            data,
+        }));
+    }
+}
+
+/// `GET /v1/events` for the tenant of the bearer token.
+pub async fn stream<R, B>(app: &App<R>, request: Request<B>) -> Result<Response<ResponseBody>, ApiError>
+where
+    R: Runner,
+    B: RequestBody,
+{
+    let claims = app
+        .inner
+        .auth
+        .authenticate(bearer_token(request.headers()), None)
+        .await?;
+    let tenant = claims.tenant;
+    tracing::Span::current().record("tenant", tenant.as_str());
+    let mut events = app.inner.events.sender.subscribe();
+    let (chunks, body) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        // Tells the client the stream is open before the first event.
+        if chunks.send(Bytes::from_static(b": connected\n\n")).await.is_err() {
+            return;
+        }
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        keep_alive.tick().await;
+        loop {
+            let chunk = tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) if event.tenant == tenant => {
+                        Bytes::from(format!("event: {}\ndata: {}\n\n", event.name, event.data))
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        Bytes::from(format!(": {missed} events skipped (the client read too slowly)\n\n"))
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                _ = chunks.closed() => return,
+            };
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = Response::new(streamed_body(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx: do not buffer this response.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+/// Reads new instance events while anyone listens and publishes them.
+async fn poll_instance_events(store: Store, sender: broadcast::Sender<Arc<LiveEvent>>) {
+    let mut ticker = tokio::time::interval(POLL_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The newest id seen, and the ids sent within the look-back window.
+    let mut last: Option<i64> = None;
+    let mut sent: (HashSet<i64>, VecDeque<i64>) = (HashSet::new(), VecDeque::new());
+    loop {
+        ticker.tick().await;
+        if sender.receiver_count() == 0 {
+            // Nobody listens: start from the newest event when someone does.
+            last = None;
+            continue;
+        }
+        let after = match last {
+            Some(after) => after,
+            None => match store.last_instance_event_id().await {
+                Ok(newest) => {
+                    last = Some(newest);
+                    continue;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "live events: reading the newest instance event failed");
+                    continue;
+                }
+            },
+        };
+        let events = match store.instance_events_after(after - LOOK_BACK, POLL_LIMIT).await {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::warn!(%error, "live events: reading instance events failed");
+                continue;
+            }
+        };
+        for event in events {
+            last = Some(last.unwrap_or(0).max(event.id));
+            if !sent.0.insert(event.id) {
+                continue;
+            }
+            sent.1.push_back(event.id);
+            let data = json!({
+                "time": rfc3339(event.at),
+                "instance": event.instance,
+                "function": event.function,
+                "kind": event.kind,
+            });
+            let _ = sender.send(Arc::new(LiveEvent {
+                tenant: event.tenant,
+                name: "instance",
+                data,
+            }));
+        }
+        let floor = last.unwrap_or(0) - LOOK_BACK;
+        while sent.1.front().is_some_and(|&id| id <= floor) {
+            if let Some(id) = sent.1.pop_front() {
+                sent.0.remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Every route Kiln answers, in one table: the router refuses anything else before a
+//! handler sees it (404 or 405), metrics label requests by the pattern (never the raw path,
+//! so callers cannot mint label values), and a test holds the table and the OpenAPI
+//! document to each other.
+
+use http::Method;
+
+/// One path pattern and the methods it accepts. `{x}` matches one segment; a final
+/// `{path}` matches the rest of the path, slashes included, or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub pattern: &'static str,
+    pub methods: &'static [&'static str],
+}
+
+/// Methods a function can be invoked with.
+const INVOKE_METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+
+pub const INVOKE: &str = "/fn/{tenant}/{function}/{path}";
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        pattern: INVOKE,
+        methods: INVOKE_METHODS,
+    },
+    Route {
+        pattern: "/api/health",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/api/health/detailed",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/api/openapi.json",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/metrics",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/events",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/audit",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/functions",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/functions/{name}",
+        methods: &["GET", "PUT", "DELETE"],
+    },
+    Route {
+        pattern: "/v1/functions/{name}/current",
+        methods: &["PUT"],
+    },
+    Route {
+        pattern: "/v1/functions/{name}/instances",
+        methods: &["POST"],
+    },
+    Route {
+        pattern: "/v1/functions/{name}/logs",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/functions/{name}/webhook",
+        methods: &["GET", "PUT", "DELETE"],
+    },
+    Route {
+        pattern: "/v1/instances",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/instances/{id}",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/instances/{id}/checkpoints",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/instances/{id}/events",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/v1/instances/{id}/signals",
+        methods: &["POST"],
+    },
+    Route {
+        pattern: "/v1/admin/tenants",
+        methods: &["GET", "POST"],
+    },
+    Route {
+        pattern: "/v1/admin/tenants/{name}/keys",
+        methods: &["POST"],
+    },
+    Route {
+        pattern: "/v1/admin/tenants/{name}/keys/{kid}",
+        methods: &["DELETE"],
+    },
+    Route {
+        pattern: "/v1/admin/audit",
+        methods: &["GET"],
+    },
+];
+
+/// What the table says of a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(&'static Route),
+    /// The path exists but not with this method; the methods it takes.
+    WrongMethod(&'static Route),
+    Missing,
+}
+
+pub fn lookup(method: &Method, path: &str) -> Lookup {
+    let Some(route) = ROUTES.iter().find(|route| matches(route.pattern, path)) else {
+        return Lookup::Missing;
+    };
+    if route.methods.contains(&method.as_str()) {
+        Lookup::Found(route)
+    } else {
+        Lookup::WrongMethod(route)
+    }
+}
+
+fn matches(pattern: &str, path: &str) -> bool {
+    // One trailing slash is forgiven on management routes (`/v1/functions/`).
+    let path = match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() && !pattern.ends_with("{path}") => trimmed,
+        _ => path,
+    };
+    let mut wanted = pattern.split('/');
+    let mut given = path.split('/');
+    loop {
+        match (wanted.next(), given.next()) {
+            (None, None) => return true,
+            (Some("{path}"), _) => return wanted.next().is_none(),
+            (Some(part), Some(segment)) if part.starts_with('{') => {
+                if segment.is_empty() {
+                    return false;
+                }
+            }
+            (Some(part), Some(segment)) if part == segment => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(method: Method, path: &str) -> Option<&'static str> {
+        match lookup(&method, path) {
+            Lookup::Found(route) => Some(route.pattern),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn patterns_match_whole_paths() {
+        assert_eq!(found(Method::GET, "/v1/functions"), Some("/v1/functions"));
+        assert_eq!(found(Method::GET, "/v1/functions/"), Some("/v1/functions"));
+        assert_eq!(
+            found(Method::GET, "/v1/functions/hello"),
+            Some("/v1/functions/{name}")
+        );
+        assert_eq!(
+            found(Method::GET, "/v1/functions/hello/logs"),
+            Some("/v1/functions/{name}/logs")
+        );
+        assert_eq!(found(Method::GET, "/v1/functions/hello/logs/x"), None);
+        assert_eq!(found(Method::GET, "/v1/functions//logs"), None);
+        assert_eq!(found(Method::GET, "/v1/functionsx"), None);
+        assert_eq!(found(Method::GET, "/"), None);
+    }
+
+    #[test]
+    fn invoke_paths_take_any_rest() {
+        for path in [
+            "/fn/acme/hello",
+            "/fn/acme/hello/",
+            "/fn/acme/hello/a/b/c",
+            "/fn/acme/hello@3/x",
+        ] {
+            assert_eq!(found(Method::POST, path), Some(INVOKE), "{path}");
+        }
+        assert_eq!(found(Method::POST, "/fn/acme"), None);
+        assert_eq!(found(Method::POST, "/fn//hello"), None);
+    }
+
+    #[test]
+    fn wrong_methods_are_told_apart_from_missing_routes() {
+        assert!(
+            matches!(lookup(&Method::POST, "/v1/functions"), Lookup::WrongMethod(route) if route.methods == ["GET"])
+        );
+        assert_eq!(lookup(&Method::GET, "/v2/functions"), Lookup::Missing);
+        assert!(matches!(
+            lookup(&Method::TRACE, "/fn/a/b/c"),
+            Lookup::WrongMethod(_)
+        ));
+    }
+
+    #[test]
+    fn every_pattern_is_unique() {
+        for (index, route) in ROUTES.iter().enumerate() {
+            assert!(
+                ROUTES[index + 1..]
+                    .iter()
+                    .all(|other| other.pattern != route.pattern),
+                "{} twice",
+                route.pattern
+            );
+        }
+    }
+}

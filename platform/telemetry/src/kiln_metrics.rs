@@ -1,0 +1,351 @@
+//! The figures Kiln keeps, by name, and the gauges sampled at each scrape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{CounterFamily, HistogramFamily, text};
+
+/// Request and invocation latencies: 0.5 ms to 60 s.
+const LATENCY_BOUNDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Kiln's own share of an invocation: 50 µs to 100 ms.
+const OVERHEAD_BOUNDS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+];
+/// Cold-start phases: 1 ms to 10 s.
+const START_BOUNDS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.5, 1.0, 10.0];
+/// How late a wake-up was claimed: 1 ms to 60 s.
+const LATENESS_BOUNDS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0, 5.0, 60.0];
+
+/// Every figure of one Kiln; cheap to clone, all clones count into the same families.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Families>,
+}
+
+struct Families {
+    invocations: CounterFamily,
+    invocation_seconds: HistogramFamily,
+    overhead_seconds: HistogramFamily,
+    api_requests: CounterFamily,
+    api_seconds: HistogramFamily,
+    cold_starts: CounterFamily,
+    cold_start_seconds: HistogramFamily,
+    checkpoints: CounterFamily,
+    sleeps: CounterFamily,
+    wakes: CounterFamily,
+    wake_lateness: HistogramFamily,
+    instances_finished: CounterFamily,
+}
+
+/// Levels read at scrape time from the parts that hold them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Gauges {
+    pub containers_warm: usize,
+    pub containers_busy: usize,
+    pub containers_starting: usize,
+    pub queued_callers: usize,
+    pub db_pool_size: usize,
+    pub db_pool_open: usize,
+    pub db_pool_idle: usize,
+    pub db_pool_waiting: usize,
+    pub instances_running: usize,
+    pub uptime: Duration,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics {
+            inner: Arc::new(Families {
+                invocations: CounterFamily::new(
+                    "kiln_invocations_total",
+                    "Function invocations by tenant, function and HTTP status (429 = queue full).",
+                    &["tenant", "function", "status"],
+                ),
+                invocation_seconds: HistogramFamily::new(
+                    "kiln_invocation_duration_seconds",
+                    "Whole invocations as the caller saw them, by tenant and function.",
+                    &["tenant", "function"],
+                    LATENCY_BOUNDS,
+                ),
+                overhead_seconds: HistogramFamily::new(
+                    "kiln_invocation_overhead_seconds",
+                    "Kiln's own share of answered invocations: the whole minus the time the function had the invocation.",
+                    &[],
+                    OVERHEAD_BOUNDS,
+                ),
+                api_requests: CounterFamily::new(
+                    "kiln_api_requests_total",
+                    "Requests to the management and health API by route, method and status.",
+                    &["route", "method", "status"],
+                ),
+                api_seconds: HistogramFamily::new(
+                    "kiln_api_request_duration_seconds",
+                    "Management API request durations by route.",
+                    &["route"],
+                    LATENCY_BOUNDS,
+                ),
+                cold_starts: CounterFamily::new(
+                    "kiln_cold_starts_total",
+                    "Invocations that had to start a container, by tenant and function.",
+                    &["tenant", "function"],
+                ),
+                cold_start_seconds: HistogramFamily::new(
+                    "kiln_cold_start_duration_seconds",
+                    "Container starts by phase: socket (runtime socket bound), container (sandbox create and start), total.",
+                    &["phase"],
+                    START_BOUNDS,
+                ),
+                checkpoints: CounterFamily::new(
+                    "kiln_checkpoints_total",
+                    "Checkpoint writes of durable instances by outcome (stored; existing: the key held another value; fenced: a stale dispatch).",
+                    &["outcome"],
+                ),
+                sleeps: CounterFamily::new(
+                    "kiln_sleeps_total",
+                    "Durable instances suspended by a sleep or a wait for an event.",
+                    &["kind"],
+                ),
+                wakes: CounterFamily::new(
+                    "kiln_wakes_total",
+                    "Durable instance dispatches claimed by this node, by reason (start, wake, retry).",
+                    &["reason"],
+                ),
+                wake_lateness: HistogramFamily::new(
+                    "kiln_wake_lateness_seconds",
+                    "How long after its due time a durable instance was claimed.",
+                    &[],
+                    LATENESS_BOUNDS,
+                ),
+                instances_finished: CounterFamily::new(
+                    "kiln_instances_finished_total",
+                    "Durable instances that ended, by final status.",
+                    &["status"],
+                ),
+            }),
+        }
+    }
+
+    /// One invocation through `/fn/...`, answered with `status` after `total`; when the
+    /// function answered, `in_function` is the time it held the invocation.
+    pub fn invocation(
+        &self,
+        tenant: &str,
+        function: &str,
+        status: u16,
+        total: Duration,
+        in_function: Option<Duration>,
+    ) {
+        let families = &self.inner;
+        families
+            .invocations
+            .add(&[tenant, function, status_label(status)], 1);
+        families.invocation_seconds.observe(&[tenant, function], total);
+        if let Some(in_function) = in_function {
+            families
+                .overhead_seconds
+                .observe(&[], total.saturating_sub(in_function));
+        }
+    }
+
+    /// One request to any other route; `route` is its pattern, never the raw path.
+    pub fn api_request(&self, route: &str, method: &str, status: u16, total: Duration) {
+        let families = &self.inner;
+        families
+            .api_requests
+            .add(&[route, method, status_label(status)], 1);
+        families.api_seconds.observe(&[route], total);
+    }
+
+    /// A container started for an invocation, with the duration of each phase.
+    pub fn cold_start(&self, tenant: &str, function: &str, phases: &[(&str, Duration)]) {
+        self.inner.cold_starts.add(&[tenant, function], 1);
+        for (phase, duration) in phases {
+            self.inner.cold_start_seconds.observe(&[phase], *duration);
+        }
+    }
+
+    pub fn checkpoint(&self, outcome: &str) {
+        self.inner.checkpoints.add(&[outcome], 1);
+    }
+
+    pub fn sleep(&self, kind: &str) {
+        self.inner.sleeps.add(&[kind], 1);
+    }
+
+    /// A durable dispatch claimed `lateness` after the instance was due.
+    pub fn wake(&self, reason: &str, lateness: Duration) {
+        self.inner.wakes.add(&[reason], 1);
+        self.inner.wake_lateness.observe(&[], lateness);
+    }
+
+    pub fn instance_finished(&self, status: &str) {
+        self.inner.instances_finished.add(&[status], 1);
+    }
+
+    /// Invocations counted for `tenant/function` with `status`.
+    pub fn invocations(&self, tenant: &str, function: &str, status: u16) -> u64 {
+        self.inner
+            .invocations
+            .get(&[tenant, function, status_label(status)])
+    }
+
+    /// The whole exposition: every family, then the gauges.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let families = &self.inner;
+        let mut out = String::with_capacity(16 * 1024);
+        families.invocations.render(&mut out);
+        families.invocation_seconds.render(&mut out);
+        families.overhead_seconds.render(&mut out);
+        families.api_requests.render(&mut out);
+        families.api_seconds.render(&mut out);
+        families.cold_starts.render(&mut out);
+        families.cold_start_seconds.render(&mut out);
+        families.checkpoints.render(&mut out);
+        families.sleeps.render(&mut out);
+        families.wakes.render(&mut out);
+        families.wake_lateness.render(&mut out);
+        families.instances_finished.render(&mut out);
+        render_gauges(&mut out, gauges);
+        out
+    }
+}
+
+fn render_gauges(out: &mut String, gauges: &Gauges) {
+    let containers = [
+        ("warm", gauges.containers_warm),
+        ("busy", gauges.containers_busy),
+        ("starting", gauges.containers_starting),
+    ];
+    text::header(
+        out,
+        "kiln_containers",
+        "gauge",
+        "Containers on this node by state.",
+    );
+    for (state, count) in containers {
+        text::sample(
+            out,
+            "kiln_containers",
+            &["state"],
+            &[state.to_owned()],
+            None,
+            count as f64,
+        );
+    }
+    let database = [
+        ("size", gauges.db_pool_size),
+        ("open", gauges.db_pool_open),
+        ("idle", gauges.db_pool_idle),
+        ("waiting", gauges.db_pool_waiting),
+    ];
+    text::header(
+        out,
+        "kiln_db_pool_connections",
+        "gauge",
+        "PostgreSQL pool: size, open and idle connections, waiting callers.",
+    );
+    for (what, count) in database {
+        text::sample(
+            out,
+            "kiln_db_pool_connections",
+            &["state"],
+            &[what.to_owned()],
+            None,
+            count as f64,
+        );
+    }
+    let singles = [
+        (
+            "kiln_queued_callers",
+            "Callers waiting for a container at max concurrency.",
+            gauges.queued_callers as f64,
+        ),
+        (
+            "kiln_instances_running",
+            "Durable instance dispatches this node runs now.",
+            gauges.instances_running as f64,
+        ),
+        (
+            "kiln_uptime_seconds",
+            "Seconds since this kilnd started.",
+            gauges.uptime.as_secs_f64(),
+        ),
+    ];
+    for (name, help, value) in singles {
+        text::header(out, name, "gauge", help);
+        text::sample(out, name, &[], &[], None, value);
+    }
+}
+
+/// Status codes as label values without an allocation for the common ones.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        409 => "409",
+        413 => "413",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocations_feed_counters_and_the_overhead() {
+        let metrics = Metrics::new();
+        metrics.invocation(
+            "acme",
+            "hello",
+            200,
+            Duration::from_millis(3),
+            Some(Duration::from_millis(2)),
+        );
+        metrics.invocation("acme", "hello", 429, Duration::from_millis(1), None);
+        assert_eq!(metrics.invocations("acme", "hello", 200), 1);
+        assert_eq!(metrics.invocations("acme", "hello", 429), 1);
+        let text = metrics.render(&Gauges {
+            containers_warm: 2,
+            ..Gauges::default()
+        });
+        assert!(
+            text.contains("kiln_invocations_total{tenant=\"acme\",function=\"hello\",status=\"429\"} 1\n")
+        );
+        assert!(text.contains("kiln_invocation_overhead_seconds_count 1\n"));
+        assert!(text.contains("kiln_containers{state=\"warm\"} 2\n"));
+        assert!(text.contains("# TYPE kiln_wake_lateness_seconds histogram\n"));
+    }
+
+    #[test]
+    fn unusual_statuses_fall_into_classes() {
+        assert_eq!(status_label(418), "4xx");
+        assert_eq!(status_label(207), "2xx");
+        assert_eq!(status_label(599), "5xx");
+    }
+}

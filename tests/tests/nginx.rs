@@ -1,0 +1,250 @@
+//! The real nginx (Debian's) with `infra/nginx`'s directives, over TLS with a certificate
+//! made here, in front of a real kilnd: uploads, invocations, a large and a slow response,
+//! live events, request ids, `/metrics`, and the client address kilnd believes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e::{Kiln, testbed_path};
+use http::Method;
+use tokio::io::AsyncReadExt;
+
+/// nginx in the foreground with the test configuration; stopped when dropped.
+struct Nginx {
+    process: std::process::Child,
+    url: String,
+    folder: PathBuf,
+    cert: PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+impl Nginx {
+    fn start(upstream: &str) -> Nginx {
+        let folder = std::env::temp_dir().join(format!("kiln-nginx-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(folder.join("kiln")).unwrap();
+        let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/nginx");
+        for include in ["kiln-http.conf", "kiln-locations.conf"] {
+            std::fs::copy(infra.join(include), folder.join("kiln").join(include)).unwrap();
+        }
+        let (cert, key) = (folder.join("cert.pem"), folder.join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success(), "openssl could not make a certificate");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = std::fs::read_to_string(infra.join("test.conf.template"))
+            .unwrap()
+            .replace("@PREFIX@", folder.to_str().unwrap())
+            .replace("@LISTEN_HTTPS@", &format!("127.0.0.1:{port}"))
+            .replace("@UPSTREAM@", upstream)
+            .replace("@CERT@", cert.to_str().unwrap())
+            .replace("@KEY@", key.to_str().unwrap());
+        std::fs::write(folder.join("nginx.conf"), config).unwrap();
+        let process = Command::new("nginx")
+            .arg("-p")
+            .arg(&folder)
+            .arg("-c")
+            .arg(folder.join("nginx.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx installed (scripts/test.sh installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            process,
+            url: format!("https://127.0.0.1:{port}"),
+            folder,
+            cert,
+        }
+    }
+
+    /// curl through nginx from `source` (a loopback address); returns status, headers, body.
+    fn curl(&self, source: &str, args: &[&str], path: &str) -> (u16, String, Vec<u8>) {
+        curl(Some(&self.cert), source, args, &format!("{}{path}", self.url))
+    }
+}
+
+fn curl(cert: Option<&Path>, source: &str, args: &[&str], url: &str) -> (u16, String, Vec<u8>) {
+    let headers = tempfile_path("headers");
+    let mut command = Command::new("curl");
+    command
+        .args(["-sS", "--max-time", "30", "--interface", source, "-D"])
+        .arg(&headers);
+    if let Some(cert) = cert {
+        command.arg("--cacert").arg(cert);
+    }
+    let output = command.args(args).arg(url).output().expect("curl installed");
+    assert!(
+        output.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let headers = std::fs::read_to_string(&headers).unwrap_or_default();
+    let status = headers
+        .lines()
+        .rfind(|line| line.starts_with("HTTP/"))
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, headers.to_ascii_lowercase(), output.stdout)
+}
+
+fn tempfile_path(what: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let number = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("kiln-nginx-{}-{what}-{number}", std::process::id()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kiln_behind_the_real_nginx() {
+    let kiln = Kiln::start(&[("KILN_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let token = kiln.create_tenant("acme").await;
+    let nginx = Nginx::start(kiln.url.trim_start_matches("http://"));
+    let auth = format!("Authorization: Bearer {token}");
+    let testbed = format!("@{}", testbed_path().display());
+
+    // Upload through nginx (the body is several MB, under client_max_body_size).
+    let (status, _, body) = nginx.curl(
+        "127.0.0.1",
+        &["-X", "PUT", "-H", &auth, "--data-binary", &testbed],
+        "/v1/functions/hello?timeout_ms=5000",
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+
+    // Invoke over TLS and HTTP/2; nginx gives every response a request id, keeping a sane one.
+    let (status, headers, body) = nginx.curl(
+        "127.0.0.1",
+        &["-H", &auth, "-H", "X-Request-Id: trace-42", "--data", "hello"],
+        "/fn/acme/hello/echo",
+    );
+    assert_eq!((status, body.as_slice()), (200, b"hello".as_slice()));
+    assert!(headers.contains("x-request-id: trace-42"), "{headers}");
+    let (_, headers, _) = nginx.curl(
+        "127.0.0.1",
+        &["-H", &auth, "-H", "X-Request-Id: bad id\twith tab"],
+        "/fn/acme/hello/echo",
+    );
+    assert!(
+        headers.contains("x-request-id: ") && !headers.contains("bad id"),
+        "{headers}"
+    );
+
+    // A large response arrives whole, and a slow one within nginx's timeouts.
+    let (status, _, body) = nginx.curl("127.0.0.1", &["-H", &auth], "/fn/acme/hello/big?bytes=5000000");
+    assert_eq!((status, body.len()), (200, 5_000_000));
+    let (status, _, body) = nginx.curl("127.0.0.1", &["-H", &auth], "/fn/acme/hello/sleep?ms=1500");
+    assert_eq!((status, body.as_slice()), (200, b"slept 1500".as_slice()));
+
+    // Live events stream through nginx as they happen (nginx must not buffer them).
+    let mut events = tokio::process::Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "20", "--cacert"])
+        .arg(&nginx.cert)
+        .args(["-H", &auth])
+        .arg(format!("{}/v1/events", nginx.url))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stream = events.stdout.take().unwrap();
+    let mut received = String::new();
+    read_until(&mut stream, &mut received, ": connected").await;
+    let (status, _, _) = nginx.curl("127.0.0.1", &["-H", &auth, "--data", "x"], "/fn/acme/hello/echo");
+    assert_eq!(status, 200);
+    read_until(&mut stream, &mut received, "event: invocation").await;
+    let _ = events.kill().await;
+
+    // /metrics is served to the host itself.
+    let (status, _, body) = nginx.curl("127.0.0.1", &[], "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("kiln_invocations_total{tenant=\"acme\",function=\"hello\",status=\"200\"}")
+    );
+
+    // Kiln believes X-Forwarded-For from nginx (127.0.0.1) only: a forged entry before the
+    // address nginx saw is skipped, and a direct client's header is ignored.
+    let webhook = r#"{"scheme":"github","secret":"0123456789abcdef"}"#;
+    let (status, _, _) = nginx.curl(
+        "127.0.0.4",
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            &auth,
+            "-H",
+            "X-Forwarded-For: 6.6.6.6",
+            "--data",
+            webhook,
+        ],
+        "/v1/functions/hello/webhook",
+    );
+    assert_eq!(status, 200);
+    let direct = format!("{}/v1/functions/hello/webhook", kiln.url);
+    let (status, _, _) = curl(
+        None,
+        "127.0.0.3",
+        &["-X", "DELETE", "-H", &auth, "-H", "X-Forwarded-For: 6.6.6.6"],
+        &direct,
+    );
+    assert_eq!(status, 204);
+    let audit = kiln
+        .request(Method::GET, "/v1/audit?limit=2", Some(&token), "")
+        .await
+        .json();
+    let clients: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["details"]["client"].as_str().unwrap())
+        .collect();
+    assert_eq!(clients, ["127.0.0.3", "127.0.0.4"]);
+
+    drop(nginx);
+    kiln.finish().await;
+}
+
+async fn read_until(stream: &mut tokio::process::ChildStdout, received: &mut String, wanted: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut buffer = [0u8; 4096];
+    while !received.contains(wanted) {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("`{wanted}` did not come through nginx; got: {received}"))
+            .unwrap();
+        assert!(read > 0, "the stream ended before `{wanted}`: {received}");
+        received.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+}
