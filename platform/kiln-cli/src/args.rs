@@ -27,7 +27,7 @@ pub struct GlobalArgs {
     /// Tenant token (a JWT) [env: KILN_TOKEN]
     #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
-    /// Operator token for `kiln tenant ...` [env: KILN_ADMIN_TOKEN]
+    /// Operator token for `kiln tenant ...` and `kiln audit --admin` [env: KILN_ADMIN_TOKEN]
     #[arg(long, global = true, value_name = "TOKEN")]
     pub admin_token: Option<String>,
     /// Print the server's JSON instead of tables
@@ -248,9 +248,12 @@ pub struct AuditArgs {
     /// The next_cursor of a previous page
     #[arg(long)]
     pub cursor: Option<String>,
-    /// Read it with the admin token instead of the tenant token
+    /// Every tenant's entries, read with the admin token
     #[arg(long)]
     pub admin: bool,
+    /// With --admin: only this tenant's entries
+    #[arg(long, requires = "admin")]
+    pub tenant: Option<String>,
 }
 
 /// `key=value`, split at the first `=` (so `env=NAME=VALUE` keeps `NAME=VALUE`).

@@ -1,4 +1,5 @@
-//! The audit log: `GET /v1/audit?limit=&cursor=`, who changed what, newest first.
+//! The audit log, newest first: a tenant's own entries (`GET /v1/audit`, tenant token) or
+//! everyone's (`GET /v1/admin/audit`, admin token, optionally for one tenant).
 
 use http::Method;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -31,17 +32,35 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// Which page of the audit log to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// 1-1000; Kiln's default is 50.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 impl Client {
-    pub async fn audit(&self, limit: Option<u32>, cursor: Option<&str>) -> Result<AuditPage, Error> {
-        let path = format!(
-            "/v1/audit{}",
-            query([
-                ("limit", limit.map(|limit| limit.to_string())),
-                ("cursor", cursor.map(str::to_owned)),
-            ])
-        );
+    /// `GET /v1/audit`: the entries of the token's tenant.
+    pub async fn audit(&self, page: &AuditQuery) -> Result<AuditPage, Error> {
+        let path = format!("/v1/audit{}", audit_query(page, None));
         self.json(Method::GET, &path, None::<&()>).await
     }
+
+    /// `GET /v1/admin/audit` (admin token): every tenant's entries, or only `tenant`'s.
+    pub async fn admin_audit(&self, page: &AuditQuery, tenant: Option<&str>) -> Result<AuditPage, Error> {
+        let path = format!("/v1/admin/audit{}", audit_query(page, tenant));
+        self.json(Method::GET, &path, None::<&()>).await
+    }
+}
+
+fn audit_query(page: &AuditQuery, tenant: Option<&str>) -> String {
+    query([
+        ("limit", page.limit.map(|limit| limit.to_string())),
+        ("cursor", page.cursor.clone()),
+        ("tenant", tenant.map(str::to_owned)),
+    ])
 }
 
 fn text_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -59,6 +78,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn queries_name_only_what_is_asked() {
+        assert_eq!(audit_query(&AuditQuery::default(), None), "");
+        let page = AuditQuery {
+            limit: Some(10),
+            cursor: Some("42".into()),
+        };
+        assert_eq!(
+            audit_query(&page, Some("acme")),
+            "?limit=10&cursor=42&tenant=acme"
+        );
+    }
 
     #[test]
     fn entries_take_numeric_or_text_ids() {

@@ -16,7 +16,7 @@ mod tls;
 mod token;
 
 pub use admin::{AddedKey, NewKey, NewTenant, Tenant};
-pub use audit::{AuditEntry, AuditPage};
+pub use audit::{AuditEntry, AuditPage, AuditQuery};
 pub use body::Progress;
 pub use client::{Client, ClientConfig};
 pub use error::Error;

@@ -1,16 +1,22 @@
-//! `kiln audit`: the audit log, newest first.
+//! `kiln audit`: the audit log, newest first: the tenant's own, or with `--admin` everyone's.
+
+use kiln_client::AuditQuery;
 
 use crate::args::AuditArgs;
 use crate::context::Context;
 use crate::output::{Table, optional, print_json, text};
 
 pub async fn run(context: &Context, args: AuditArgs) -> anyhow::Result<()> {
-    let client = if args.admin {
-        context.admin_client()?
-    } else {
-        context.client()?
+    let query = AuditQuery {
+        limit: args.limit,
+        cursor: args.cursor,
     };
-    let page = client.audit(args.limit, args.cursor.as_deref()).await?;
+    let page = if args.admin {
+        let tenant = args.tenant.as_deref();
+        context.admin_client()?.admin_audit(&query, tenant).await?
+    } else {
+        context.client()?.audit(&query).await?
+    };
     if context.json() {
         return print_json(&page);
     }
@@ -27,7 +33,7 @@ pub async fn run(context: &Context, args: AuditArgs) -> anyhow::Result<()> {
     }
     print!("{}", table.render());
     if let Some(cursor) = &page.next_cursor {
-        eprintln!("more: kiln audit --cursor {cursor}");
+        eprintln!("next page: add --cursor {cursor}");
     }
     Ok(())
 }

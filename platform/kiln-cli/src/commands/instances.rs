@@ -39,7 +39,7 @@ pub async fn run(context: &Context, command: InstancesCommand) -> anyhow::Result
             }
             print!("{}", table.render());
             if let Some(cursor) = &page.next_cursor {
-                eprintln!("more: kiln instances list --cursor {cursor}");
+                eprintln!("next page: add --cursor {cursor}");
             }
         }
         InstancesCommand::Show { id } => {
