@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use e2e::{ADMIN_TOKEN, Kiln, tenant_secret, testbed_path};
 use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
 
 /// The `kiln` executable under test.
 fn kiln_cli_path() -> PathBuf {
@@ -63,19 +64,25 @@ impl Cli {
         self.home.join("config/kiln/config.json")
     }
 
-    async fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(kiln_cli_path());
         command
             .args(args)
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join("config"))
-            .stdin(std::process::Stdio::null());
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
         for variable in ["KILN_URL", "KILN_TOKEN", "KILN_ADMIN_TOKEN", "KILN_CONFIG"] {
             command.env_remove(variable);
         }
         for (name, value) in env {
             command.env(name, value);
         }
+        command
+    }
+
+    async fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = self.command(args, env);
         let output = tokio::time::timeout(Duration::from_secs(120), command.output())
             .await
             .unwrap_or_else(|_| panic!("kiln {args:?} did not finish within 120 s"))
@@ -524,6 +531,127 @@ async fn the_cli_manages_and_calls_functions_end_to_end() {
         refused_invoke.stderr
     );
 
+    // Logs: what the function wrote, as lines or NDJSON, followed, and per instance.
+    let logged = cli
+        .run(&["invoke", "echo", "--path", "/log?lines=2&tag=cli"], &[])
+        .await
+        .expect(0, "invoke /log");
+    assert_eq!(logged.stdout, "logged 2");
+    let lines = poll_logs(&cli, &["--json", "logs", "echo"], |lines| {
+        lines
+            .iter()
+            .filter(|line| line["line"].as_str().is_some_and(|text| text.starts_with("cli ")))
+            .count()
+            == 3
+    })
+    .await;
+    let err = lines
+        .iter()
+        .find(|line| line["line"] == "cli err")
+        .expect("the stderr line");
+    assert_eq!(err["stream"], "stderr", "{lines:?}");
+    assert!(err["invocation"].is_string(), "{lines:?}");
+    let last = cli
+        .run(&["logs", "echo", "--lines", "1"], &[])
+        .await
+        .expect(0, "logs --lines 1");
+    assert_eq!(last.stdout.lines().count(), 1, "{}", last.stdout);
+    assert!(last.stdout.contains(" cli "), "{}", last.stdout);
+    let mut follow = cli
+        .command(&["logs", "echo", "--follow", "--lines", "1"], &[])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut followed = tokio::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), followed.next_line())
+        .await
+        .expect("the stored line comes first")
+        .unwrap();
+    assert!(first.is_some_and(|line| line.contains(" cli ")));
+    cli.run(&["invoke", "echo", "--path", "/log?lines=1&tag=live"], &[])
+        .await
+        .expect(0, "invoke /log while following");
+    let live = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(line) = followed.next_line().await.unwrap() {
+            if line.ends_with("live out 0") {
+                return line;
+            }
+        }
+        panic!("the followed stream ended");
+    })
+    .await
+    .expect("a new line while following");
+    assert!(live.contains(" stdout "), "{live}");
+    follow.kill().await.unwrap();
+    let crashing = cli
+        .run(
+            &[
+                "--json",
+                "instances",
+                "start",
+                "echo",
+                "--input",
+                r#"{"scenario": "crash", "crash": true}"#,
+            ],
+            &[],
+        )
+        .await
+        .expect(0, "start an instance that crashes once")
+        .json();
+    let crashing = crashing["id"].as_str().unwrap().to_owned();
+    let recovered = wait_for(&cli, &crashing, |instance| instance["status"] == "completed").await;
+    assert_eq!(recovered["output"]["attempt"], 2, "{recovered}");
+    let instance_lines = poll_logs(&cli, &["--json", "logs", &crashing], |lines| !lines.is_empty()).await;
+    assert!(
+        instance_lines
+            .iter()
+            .all(|line| line["instance"] == crashing.as_str()),
+        "{instance_lines:?}"
+    );
+    assert!(
+        instance_lines
+            .iter()
+            .any(|line| line["line"].as_str().unwrap().contains("crash scenario")),
+        "{instance_lines:?}"
+    );
+
+    // Audit: the tenant's own entries, and the operator's view of everyone's.
+    let audit = cli.run(&["--json", "audit"], &[]).await.expect(0, "audit").json();
+    let actions: Vec<(&str, &str)> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["action"].as_str().unwrap(),
+                entry["target"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(actions.contains(&("function.upload", "echo")), "{audit}");
+    assert!(actions.contains(&("function.set_current", "echo")), "{audit}");
+    assert_eq!(audit["entries"][0]["tenant"], "acme", "{audit}");
+    let table = cli
+        .run(&["audit", "--limit", "1"], &[])
+        .await
+        .expect(0, "audit table");
+    assert_eq!(table.stdout.lines().count(), 2, "{}", table.stdout);
+    assert!(
+        table.stderr.starts_with("next page: add --cursor "),
+        "{}",
+        table.stderr
+    );
+    let everyone = cli
+        .run(&["--json", "audit", "--admin", "--tenant", "beta"], &admin)
+        .await
+        .expect(0, "audit --admin")
+        .json();
+    assert_eq!(everyone["entries"][0]["action"], "tenant.create", "{everyone}");
+    assert_eq!(everyone["entries"][0]["target"], "beta", "{everyone}");
+    cli.run(&["audit", "--tenant", "beta"], &[])
+        .await
+        .expect(2, "--tenant without --admin");
+
     // Delete: gone from the list, and invoking it is a 404.
     let deleted = cli
         .run(&["functions", "delete", "echo"], &[])
@@ -587,6 +715,27 @@ async fn the_cli_manages_and_calls_functions_end_to_end() {
     cli.run(&["deploy"], &[]).await.expect(2, "a usage error");
 
     kiln.finish().await;
+}
+
+/// Runs a `kiln --json logs ...` command until its lines satisfy `done` (at most 10 s).
+async fn poll_logs(cli: &Cli, args: &[&str], done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let run = cli.run(args, &[]).await.expect(0, "logs");
+        let lines: Vec<Value> = run
+            .stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect();
+        if done(&lines) {
+            return lines;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the logs never got there: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Polls `kiln instances show ID --json` until `done` holds (at most 30 s).
