@@ -85,11 +85,16 @@ export function vusFor(rate) {
 // Thresholds every scenario shares: under 1 % failed requests (as each scenario defines a
 // failure) and its latency bounds, which P95_MS and P99_MS override.
 export function baseThresholds(p95Ms, p99Ms) {
-  return {
+  const thresholds = {
     http_req_failed: ['rate<0.01'],
-    http_req_duration: [`p(95)<${envNumber('P95_MS', p95Ms)}`, `p(99)<${envNumber('P99_MS', p99Ms)}`],
     checks: ['rate>0.99'],
   };
+  // A smoke run has too few requests for a stable p99 (one slow request on a shared CI
+  // machine would fail it): it checks that requests succeed, full runs check latency.
+  if (!SMOKE) {
+    thresholds.http_req_duration = [`p(95)<${envNumber('P95_MS', p95Ms)}`, `p(99)<${envNumber('P99_MS', p99Ms)}`];
+  }
+  return thresholds;
 }
 
 // p(99) is not in k6's summary by default; scripts/loadtest.sh reads it from the export.

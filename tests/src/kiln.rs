@@ -62,6 +62,24 @@ impl Kiln {
         Kiln::start_with_database(url, Some(database), env).await
     }
 
+    /// Starts `program` (a kilnd, or a program embedding Kiln) with a fresh database.
+    pub async fn start_program(program: &Path, env: &[(&str, &str)]) -> Kiln {
+        let database = TestDatabase::create().await;
+        let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let data_dir = PathBuf::from(format!("/tmp/kt-{}-{instance}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let (child, url) = spawn(program, &database.url, &data_dir, env).await;
+        Kiln {
+            url,
+            data_dir,
+            child: Some(child),
+            database_url: database.url.clone(),
+            owned_database: Some(database),
+            client: new_client(),
+        }
+    }
+
     /// Starts another kilnd on this one's database (a second node).
     pub async fn start_peer(&self, env: &[(&str, &str)]) -> Kiln {
         Kiln::start_with_database(self.database_url.clone(), None, env).await
@@ -255,13 +273,17 @@ impl Kiln {
 
 /// Starts kilnd on `database_url` and `data_dir`; returns it and its URL once it listens.
 async fn spawn_kilnd(database_url: &str, data_dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
-    let kilnd = kilnd_path();
+    spawn(&kilnd_path(), database_url, data_dir, env).await
+}
+
+/// Starts `kilnd` (or another program that serves Kiln and prints `... listening on URL`).
+async fn spawn(kilnd: &Path, database_url: &str, data_dir: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(data_dir.join("kilnd.log"))
         .unwrap();
-    let mut command = Command::new(&kilnd);
+    let mut command = Command::new(kilnd);
     command
         .env("DATABASE_URL", database_url)
         .env("KILN_PORT", "0")
@@ -285,9 +307,9 @@ async fn spawn_kilnd(database_url: &str, data_dir: &Path, env: &[(&str, &str)]) 
         .unwrap()
         .unwrap_or_else(|| panic!("kilnd exited at start; log: {}", read_log(data_dir)));
     let url = line
-        .strip_prefix("kilnd listening on ")
-        .expect("listening line")
-        .to_owned();
+        .split_once("listening on ")
+        .map(|(_, url)| url.to_owned())
+        .unwrap_or_else(|| panic!("not a listening line: {line}"));
     (child, url)
 }
 

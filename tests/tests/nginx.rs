@@ -20,7 +20,9 @@ struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.process.kill();
+        // SIGTERM, not SIGKILL: the master then stops its workers too.
+        let pid = nix::unistd::Pid::from_raw(self.process.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let _ = self.process.wait();
         let _ = std::fs::remove_dir_all(&self.folder);
     }

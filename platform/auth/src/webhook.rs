@@ -2,12 +2,14 @@
 //! sender that signs the raw body with HMAC-SHA256) is called without a JWT when the
 //! request carries a valid signature made with the function's secret.
 //!
-//! Every comparison of a signature is constant-time (`Mac::verify_slice`).
+//! Every comparison of a signature is constant-time, and a request costs one HMAC over its
+//! body however many signatures it carries.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use thiserror::Error;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -18,6 +20,11 @@ pub const GITHUB_HEADER: &str = "X-Hub-Signature-256";
 pub const STRIPE_HEADER: &str = "Stripe-Signature";
 /// The generic scheme's header unless the function names another.
 pub const DEFAULT_HMAC_HEADER: &str = "X-Kiln-Signature";
+/// Most `v1=` signatures a Stripe header may carry: each costs a comparison, and senders
+/// send one (two while they roll a secret).
+const MAX_STRIPE_CANDIDATES: usize = 8;
+/// A hex HMAC-SHA256.
+const SIGNATURE_HEX_LEN: usize = 64;
 /// How far a Stripe timestamp may be from now unless the function says otherwise.
 pub const DEFAULT_STRIPE_TOLERANCE: Duration = Duration::from_secs(300);
 
@@ -88,11 +95,17 @@ pub fn verify_webhook(
     match scheme {
         WebhookScheme::GitHub => {
             let hex = signature.strip_prefix("sha256=").ok_or_else(invalid)?;
-            check(secret, &[body], hex).then_some(()).ok_or_else(invalid)
+            let given = decode(hex).ok_or_else(invalid)?;
+            matches(secret, &[body], &[given])
+                .then_some(())
+                .ok_or_else(invalid)
         }
         WebhookScheme::HmacSha256 { .. } => {
             let hex = signature.strip_prefix("sha256=").unwrap_or(signature);
-            check(secret, &[body], hex).then_some(()).ok_or_else(invalid)
+            let given = decode(hex).ok_or_else(invalid)?;
+            matches(secret, &[body], &[given])
+                .then_some(())
+                .ok_or_else(invalid)
         }
         WebhookScheme::Stripe { tolerance } => {
             let (timestamp, candidates) = parse_stripe(signature).ok_or_else(invalid)?;
@@ -101,9 +114,7 @@ pub fn verify_webhook(
                 return Err(WebhookError::Expired(*tolerance));
             }
             let prefix = format!("{timestamp}.");
-            candidates
-                .iter()
-                .any(|candidate| check(secret, &[prefix.as_bytes(), body], candidate))
+            matches(secret, &[prefix.as_bytes(), body], &candidates)
                 .then_some(())
                 .ok_or_else(invalid)
         }
@@ -123,22 +134,40 @@ fn mac(secret: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     mac
 }
 
-/// Constant-time comparison of the expected HMAC with the hex one given.
-fn check(secret: &[u8], parts: &[&[u8]], given_hex: &str) -> bool {
-    match hex::decode(given_hex.trim()) {
-        Ok(given) => mac(secret, parts).verify_slice(&given).is_ok(),
-        Err(_) => false,
-    }
+/// True when one of `candidates` is the HMAC of `parts`: the HMAC is computed once, over
+/// the body once, and each comparison is constant-time.
+fn matches(secret: &[u8], parts: &[&[u8]], candidates: &[[u8; 32]]) -> bool {
+    let expected = mac(secret, parts).finalize().into_bytes();
+    candidates.iter().fold(false, |found, candidate| {
+        found | bool::from(expected[..].ct_eq(candidate))
+    })
 }
 
-/// `t=...` and every `v1=...` of a Stripe-Signature header (other schemes are ignored).
-fn parse_stripe(header: &str) -> Option<(u64, Vec<&str>)> {
+/// A signature as bytes: exactly 64 hex digits, or nothing.
+fn decode(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != SIGNATURE_HEX_LEN {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// `t=...` and the `v1=...` signatures of a Stripe-Signature header (other schemes are
+/// ignored); refused when it has no timestamp, no usable signature, or too many.
+fn parse_stripe(header: &str) -> Option<(u64, Vec<[u8; 32]>)> {
     let mut timestamp = None;
     let mut candidates = Vec::new();
     for item in header.split(',') {
         match item.trim().split_once('=') {
             Some(("t", value)) => timestamp = value.parse().ok(),
-            Some(("v1", value)) => candidates.push(value),
+            Some(("v1", value)) => {
+                if candidates.len() == MAX_STRIPE_CANDIDATES {
+                    return None;
+                }
+                candidates.push(decode(value)?);
+            }
             _ => {}
         }
     }
@@ -218,7 +247,18 @@ mod tests {
         let moved = header.replace(&format!("t={NOW}"), &format!("t={}", NOW + 1));
         let replayed = verify_webhook(&scheme, secret, Some(&moved), body, at(NOW));
         assert_eq!(replayed.unwrap_err().code(), "invalid_webhook_signature");
-        for malformed in ["", "t=abc,v1=00", "v1=00", &format!("t={NOW}")] {
+        let crowded = format!(
+            "t={NOW}{}",
+            format!(",v1={good}").repeat(MAX_STRIPE_CANDIDATES + 1)
+        );
+        for malformed in [
+            "",
+            "t=abc,v1=00",
+            "v1=00",
+            &format!("t={NOW}"),
+            &format!("t={NOW},v1=00"),
+            &crowded,
+        ] {
             let refused = verify_webhook(&scheme, secret, Some(malformed), body, at(NOW));
             assert_eq!(
                 refused.unwrap_err().code(),

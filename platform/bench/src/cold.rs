@@ -95,6 +95,10 @@ fn make_rootfs(work: &Path, testbed: &Path) -> anyhow::Result<PathBuf> {
 fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
     let runtime_dir = work.join("run").join(id);
     std::fs::create_dir_all(&runtime_dir)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(work.join("raw.log"))?;
     Ok(ContainerSpec {
         id: id.to_owned(),
         rootfs: rootfs.to_path_buf(),

@@ -32,13 +32,12 @@ where
         ));
     }
     state.admin.check(bearer_token(request.headers()))?;
-    let client = Actor::client_of(&request);
     // The route table already refused other methods.
     match (rest, request.method()) {
-        (["tenants"], &Method::POST) => create_tenant(app, request, client).await,
+        (["tenants"], &Method::POST) => create_tenant(app, request).await,
         (["tenants"], _) => list_tenants(app).await,
-        (["tenants", tenant, "keys"], _) => add_key(app, &Actor::admin(tenant, client), request).await,
-        (["tenants", tenant, "keys", kid], _) => delete_key(app, &Actor::admin(tenant, client), kid).await,
+        (["tenants", tenant, "keys"], _) => add_key(app, &Actor::admin(tenant), request).await,
+        (["tenants", tenant, "keys", kid], _) => delete_key(app, &Actor::admin(tenant), kid).await,
         (["audit"], _) => audit::list(app, None, request.uri().query()).await,
         _ => Err(ApiError::not_found("no such admin route")),
     }
@@ -93,11 +92,7 @@ impl KeyRequest {
     }
 }
 
-async fn create_tenant<R, B>(
-    app: &App<R>,
-    request: Request<B>,
-    client: Option<std::net::IpAddr>,
-) -> Result<Response<ResponseBody>, ApiError>
+async fn create_tenant<R, B>(app: &App<R>, request: Request<B>) -> Result<Response<ResponseBody>, ApiError>
 where
     R: Runner,
     B: RequestBody,
@@ -121,14 +116,7 @@ where
     tracing::info!(tenant = %new.name, keys = new.keys.len(), "tenant created");
     let kids: Vec<&str> = new.keys.iter().map(|key| key.kid.as_str()).collect();
     let details = json!({"issuer": new.issuer, "audience": new.audience, "kids": kids});
-    audit::record(
-        app,
-        &Actor::admin(&new.name, client),
-        "tenant.create",
-        &new.name,
-        details,
-    )
-    .await;
+    audit::record(app, &Actor::admin(&new.name), "tenant.create", &new.name, details).await;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"name": new.name, "issuer": new.issuer, "audience": new.audience, "kids": kids}),

@@ -15,6 +15,7 @@ use pool::{FunctionLogs, Runner};
 use registry::Registry;
 use store::Store;
 use telemetry::Metrics;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::body::{RequestBody, ResponseBody, bearer_token};
@@ -22,6 +23,7 @@ use crate::client_addr::{PeerAddr, TrustedProxies};
 use crate::error::ApiError;
 use crate::live_events::LiveEvents;
 use crate::routes::{self, Lookup};
+use crate::webhook_cache::WebhookCache;
 use crate::{admin_api, audit, functions_api, health, instances_api, invoke, live_events, openapi};
 
 /// Limits of the HTTP API.
@@ -71,6 +73,9 @@ pub(crate) struct AppState<R> {
     pub metrics: Metrics,
     pub logs: FunctionLogs,
     pub events: LiveEvents,
+    pub webhooks: WebhookCache,
+    /// Cancelled when shutdown begins: open event and log streams end.
+    pub closing: CancellationToken,
     pub config: AppConfig,
     /// For the uptime in health reports.
     pub started: Instant,
@@ -91,10 +96,17 @@ impl<R: Runner> App<R> {
                 metrics: parts.metrics,
                 logs: parts.logs,
                 events,
+                webhooks: WebhookCache::default(),
+                closing: CancellationToken::new(),
                 config,
                 started: Instant::now(),
             }),
         }
+    }
+
+    /// Ends the open event and log streams (shutdown has begun).
+    pub fn close_streams(&self) {
+        self.inner.closing.cancel();
     }
 
     /// Answers one request; never fails (errors become JSON error responses).
@@ -135,6 +147,7 @@ impl<R: Runner> App<R> {
                 Lookup::Found(route) | Lookup::WrongMethod(route) => route.pattern,
                 Lookup::Missing => "unmatched",
             };
+            let method_label = routes::method_label(&method, &lookup);
             let response = self
                 .route(request, lookup)
                 .await
@@ -148,7 +161,7 @@ impl<R: Runner> App<R> {
                 let status = response.status().as_u16();
                 self.inner
                     .metrics
-                    .api_request(pattern, method.as_str(), status, elapsed);
+                    .api_request(pattern, method_label, status, elapsed);
             }
             if response.status().is_server_error() {
                 tracing::warn!("request failed");

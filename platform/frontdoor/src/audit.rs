@@ -38,12 +38,13 @@ impl Actor {
         }
     }
 
-    /// The operator acting on `tenant`'s behalf (key changes, tenant creation).
-    pub fn admin(tenant: &str, client: Option<std::net::IpAddr>) -> Actor {
+    /// The operator acting on `tenant`'s behalf (key changes, tenant creation). The
+    /// tenant reads these entries too, so the operator's address is left out.
+    pub fn admin(tenant: &str) -> Actor {
         Actor {
             tenant: tenant.to_owned(),
             name: "admin".to_owned(),
-            client,
+            client: None,
         }
     }
 

@@ -51,6 +51,8 @@ impl TrustedProxies {
     /// The client of a request from `peer` with `headers`: walking `X-Forwarded-For` from
     /// the right, the first address that is not a trusted proxy.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`.
+        let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
@@ -65,7 +67,7 @@ impl TrustedProxies {
         for hop in forwarded.iter().rev() {
             match hop.parse::<IpAddr>() {
                 Ok(address) => {
-                    client = address;
+                    client = address.to_canonical();
                     if !self.trusts(address) {
                         break;
                     }
@@ -133,6 +135,11 @@ mod tests {
         assert!(TrustedProxies::parse("").unwrap().networks.is_empty());
         assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
         assert!(TrustedProxies::parse("proxy.local").is_err());
+        let mapped = ip("::ffff:127.0.0.1");
+        assert_eq!(
+            proxies.client(mapped, &forwarded("203.0.113.9")),
+            ip("203.0.113.9")
+        );
         let v6 = TrustedProxies::parse("::1, fd00::/8").unwrap();
         assert_eq!(
             v6.client(ip("fd12::1"), &forwarded("2001:db8::5")),

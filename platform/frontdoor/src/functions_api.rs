@@ -116,7 +116,7 @@ async fn delete<R: Runner>(
         return Err(ApiError::not_found(format!("function `{name}` not found")));
     }
     app.inner.runner.retire_function(tenant, name).await;
-    app.inner.logs.remove(tenant, name);
+    app.inner.logs.remove(tenant, name).await;
     tracing::info!(tenant, function = name, "function deleted");
     record(app, actor, "function.delete", name, json!({})).await;
     Ok(empty_response(StatusCode::NO_CONTENT))

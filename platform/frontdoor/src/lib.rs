@@ -21,6 +21,7 @@ mod openapi;
 mod routes;
 mod server;
 mod webhook_api;
+mod webhook_cache;
 
 pub use app::{App, AppConfig, AppParts};
 pub use client_addr::TrustedProxies;

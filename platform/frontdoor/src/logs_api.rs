@@ -1,18 +1,21 @@
 //! `GET /v1/functions/{name}/logs`: a function's recent stdout and stderr lines as NDJSON,
 //! filtered by invocation or instance; `follow=1` keeps the response open and streams new
-//! lines as the function writes them.
+//! lines as the function writes them (an empty line every 15 s while it is quiet).
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use pool::{LogLine, Runner};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::App;
 use crate::body::{ResponseBody, full_body, streamed_body};
 use crate::error::ApiError;
 
 const DEFAULT_LINES: usize = 100;
+/// A quiet follow sends an empty line this often.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 const MAX_LINES: usize = 1000;
 
 /// Which lines the caller wants.
@@ -72,7 +75,8 @@ pub async fn stream<R: Runner>(
         Some(live) => {
             let (chunks, body) = mpsc::channel(64);
             let source = (tenant.to_owned(), name.to_owned());
-            tokio::spawn(follow(live, chunks, Bytes::from(text), source, query));
+            let closing = state.closing.clone();
+            tokio::spawn(follow(live, chunks, Bytes::from(text), source, query, closing));
             streamed_body(body)
         }
     };
@@ -94,6 +98,7 @@ async fn follow(
     stored: Bytes,
     (tenant, function): (String, String),
     query: LogQuery,
+    closing: CancellationToken,
 ) {
     if !stored.is_empty() && chunks.send(stored).await.is_err() {
         return;
@@ -101,7 +106,16 @@ async fn follow(
     loop {
         let line = tokio::select! {
             line = live.recv() => line,
+            // An empty line now and then keeps proxies from closing a quiet follow.
+            _ = tokio::time::sleep(KEEP_ALIVE) => {
+                if chunks.send(Bytes::from_static(b"\n")).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             _ = chunks.closed() => return,
+            // Shutdown ends the stream, so the drain does not wait for the client.
+            _ = closing.cancelled() => return,
         };
         let line = match line {
             Ok(line) if line.tenant == tenant && line.function == function => line,

@@ -13,7 +13,8 @@ pub struct Route {
     pub methods: &'static [&'static str],
 }
 
-/// Methods a function can be invoked with.
+/// Methods a function is documented with; it is invoked with any method the caller uses
+/// (WebDAV's, `QUERY`, ...), since the function sees the original request.
 const INVOKE_METHODS: &[&str] = &["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
 pub const INVOKE: &str = "/fn/{tenant}/{function}/{path}";
@@ -109,6 +110,20 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
+/// The method as a metrics label: one the route takes, else `other`, so callers cannot
+/// mint label values with made-up methods.
+pub fn method_label(method: &Method, lookup: &Lookup) -> &'static str {
+    let known = match lookup {
+        Lookup::Found(route) | Lookup::WrongMethod(route) => route.methods,
+        Lookup::Missing => &[],
+    };
+    known
+        .iter()
+        .find(|known| **known == method.as_str())
+        .copied()
+        .unwrap_or("other")
+}
+
 /// What the table says of a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -122,7 +137,7 @@ pub fn lookup(method: &Method, path: &str) -> Lookup {
     let Some(route) = ROUTES.iter().find(|route| matches(route.pattern, path)) else {
         return Lookup::Missing;
     };
-    if route.methods.contains(&method.as_str()) {
+    if route.pattern == INVOKE || route.methods.contains(&method.as_str()) {
         Lookup::Found(route)
     } else {
         Lookup::WrongMethod(route)
@@ -201,10 +216,18 @@ mod tests {
             matches!(lookup(&Method::POST, "/v1/functions"), Lookup::WrongMethod(route) if route.methods == ["GET"])
         );
         assert_eq!(lookup(&Method::GET, "/v2/functions"), Lookup::Missing);
+        let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+        assert!(matches!(lookup(&propfind, "/fn/a/b/c"), Lookup::Found(route) if route.pattern == INVOKE));
         assert!(matches!(
-            lookup(&Method::TRACE, "/fn/a/b/c"),
+            lookup(&propfind, "/v1/functions"),
             Lookup::WrongMethod(_)
         ));
+        assert_eq!(method_label(&propfind, &lookup(&propfind, "/fn/a/b/c")), "other");
+        assert_eq!(
+            method_label(&Method::GET, &lookup(&Method::GET, "/v1/functions")),
+            "GET"
+        );
+        assert_eq!(method_label(&Method::GET, &Lookup::Missing), "other");
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub async fn serve<R: Runner>(
         }
     }
     drop(listener);
+    app.close_streams();
     tracing::info!(connections = graceful.count(), "draining connections");
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
         .await

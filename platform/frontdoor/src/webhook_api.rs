@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use auth::{DEFAULT_HMAC_HEADER, DEFAULT_STRIPE_TOLERANCE, WebhookScheme, verify_webhook};
+use auth::{
+    AuthError, DEFAULT_HMAC_HEADER, DEFAULT_STRIPE_TOLERANCE, WebhookError, WebhookScheme, verify_webhook,
+};
 use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use pool::Runner;
 use serde::Deserialize;
@@ -39,6 +41,7 @@ where
                 .put_webhook(tenant, name, &webhook)
                 .await?
                 .ok_or_else(|| function_not_found(name))?;
+            app.inner.webhooks.invalidate(tenant, name);
             let scheme = webhook.scheme.clone();
             record(
                 app,
@@ -60,6 +63,7 @@ where
             if !store.delete_webhook(tenant, name).await? {
                 return Err(webhook_not_found(name));
             }
+            app.inner.webhooks.invalidate(tenant, name);
             record(app, actor, "function.webhook_delete", name, json!({})).await;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }
@@ -73,18 +77,17 @@ where
     }
 }
 
-/// Checks a tokenless invocation's signature over its raw body.
+/// Checks a tokenless invocation's signature over its raw body. A request without the
+/// signature header is answered like any request without a token, so anonymous callers
+/// cannot learn which functions take webhooks, or how they are signed.
 pub fn verify_request(webhook: &WebhookRecord, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
     let scheme = scheme_of(webhook);
     let signature = headers.get(scheme.header()).and_then(|value| value.to_str().ok());
-    verify_webhook(
-        &scheme,
-        webhook.secret.as_bytes(),
-        signature,
-        body,
-        SystemTime::now(),
-    )
-    .map_err(|error| ApiError::new(StatusCode::UNAUTHORIZED, error.code(), format!("{error}")))
+    let secret = webhook.secret.as_bytes();
+    verify_webhook(&scheme, secret, signature, body, SystemTime::now()).map_err(|error| match error {
+        WebhookError::MissingSignature(_) => ApiError::from(AuthError::MissingToken),
+        error => ApiError::new(StatusCode::UNAUTHORIZED, error.code(), format!("{error}")),
+    })
 }
 
 #[derive(Deserialize)]

@@ -1,28 +1,12 @@
-//! kilnd's one-shot commands: the sandbox process, migrations, tenant creation, token minting.
+//! kilnd's one-shot commands: migrations, tenant creation, token minting.
 
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use store::{KeyRecord, NewTenant, Store, StoreConfig};
 
 use crate::config::Config;
-
-/// Runs the sandbox process; its stdin is the control socket kilnd created.
-pub fn sandbox(state: &str) -> ExitCode {
-    // SAFETY: kilnd hands fd 0 over as the control socket and nothing else in this process owns it.
-    let control = UnixStream::from(unsafe { OwnedFd::from_raw_fd(0) });
-    match sandbox::serve(control, Path::new(state)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("kilnd sandbox: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let applied = store::migrate(&config.database_url)

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use frontdoor::TrustedProxies;
+use kiln::TrustedProxies;
+use kiln::is_node_id;
 
 /// Everything kilnd needs to start, parsed and checked.
 #[derive(Debug, Clone)]
@@ -164,14 +165,6 @@ fn duration(get: &impl Fn(&str) -> Option<String>, key: &str, default: &str) -> 
             "{key} must be a duration of at least 1s such as 30s, 15m or 7d, got `{value}`"
         )),
     }
-}
-
-pub(crate) fn is_node_id(node: &str) -> bool {
-    !node.is_empty()
-        && node.len() <= 64
-        && node
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
 }
 
 fn millis(get: &impl Fn(&str) -> Option<String>, key: &str, default: u64) -> Result<Duration, String> {

@@ -3,7 +3,6 @@
 mod commands;
 mod config;
 mod logging;
-mod node_id;
 mod server;
 
 use std::process::ExitCode;
@@ -30,7 +29,7 @@ fn main() -> ExitCode {
             _ => config::LogFormat::Text,
         };
         logging::init(format);
-        return commands::sandbox(state);
+        return kiln::run_sandbox(std::path::Path::new(state));
     }
     if let ["token", "mint", flags @ ..] = words.as_slice() {
         return commands::mint_token(flags);

@@ -171,6 +171,7 @@ impl Dispatcher {
         invocation: Invocation,
     ) -> Result<InvokeOutcome, InvokeError> {
         let deadline = tokio::time::Instant::now() + target.limits.timeout;
+        let asked = std::time::Instant::now();
         for _ in 0..CLOSED_POOL_RETRIES {
             if self.inner.closing.load(Ordering::SeqCst) {
                 return Err(InvokeError::ShuttingDown);
@@ -204,6 +205,7 @@ impl Dispatcher {
             };
             counter.fetch_add(1, Ordering::Relaxed);
             let handed = std::time::Instant::now();
+            let queued = handed.duration_since(asked);
             let result = self
                 .run_on(&container, invocation, deadline, target.limits.timeout)
                 .await;
@@ -231,6 +233,7 @@ impl Dispatcher {
                 cold,
                 container: container.id.clone(),
                 in_function,
+                queued,
                 cold_start: cold.then(|| *container.start_phases.lock().expect("container lock")),
             });
         }

@@ -41,6 +41,8 @@ pub struct InvokeOutcome {
     pub container: String,
     /// From handing the invocation to the container until its answer came back.
     pub in_function: Duration,
+    /// Waiting for a container (a warm one to come free, or a start slot).
+    pub queued: Duration,
     /// The phases of the container's start, when this invocation started it.
     pub cold_start: Option<StartPhases>,
 }
@@ -52,7 +54,7 @@ pub struct StartPhases {
     pub socket: Duration,
     /// The sandbox creating and starting the container.
     pub container: Duration,
-    /// From asking for a container until it was ready for work.
+    /// From asking for a container until the sandbox had started it.
     pub total: Duration,
 }
 

@@ -124,11 +124,7 @@ impl SandboxProcess {
         fs::write(bundle.join("config.json"), config)
             .map_err(|error| format!("write config.json: {error}"))?;
         let output = |path: &std::path::Path| {
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|error| format!("open output {}: {error}", path.display()))
+            open_output(path).map_err(|error| format!("open output {}: {error}", path.display()))
         };
         let stdout = output(&spec.stdout_path)?;
         let stderr = output(&spec.stderr_path)?;
@@ -232,4 +228,23 @@ fn send(writer: &mut UnixStream, message: &Message) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
     line.push(b'\n');
     writer.write_all(&line)
+}
+
+/// Opens where a container's output goes: a FIFO kilnd reads (or a file that exists). Never
+/// blocks and never creates: with no reader left (kilnd died meanwhile) the open fails at
+/// once instead of hanging the sandbox, and a FIFO already removed is not replaced by a
+/// file nobody would ever rotate or delete.
+fn open_output(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .append(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    // The function itself writes blocking, as it would to any pipe.
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)?;
+    let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
+    Ok(file)
 }

@@ -13,7 +13,7 @@ pub struct ContainerSpec {
     pub rootfs: PathBuf,
     /// Host folder bind-mounted at `/run/kiln`; holds the runtime socket.
     pub runtime_dir: PathBuf,
-    /// Where the function's stdout goes (a FIFO kilnd reads, or a file).
+    /// Where the function's stdout goes: a FIFO kilnd reads, or a file; it must exist.
     pub stdout_path: PathBuf,
     /// Where the function's stderr goes.
     pub stderr_path: PathBuf,

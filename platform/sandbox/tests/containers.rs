@@ -91,6 +91,7 @@ async fn run_all() {
 fn container_spec(work: &Path, rootfs: &Path, id: &str) -> ContainerSpec {
     let runtime_dir = work.join("run").join(id);
     std::fs::create_dir_all(&runtime_dir).unwrap();
+    std::fs::File::create(work.join(format!("{id}.log"))).unwrap();
     ContainerSpec {
         id: id.into(),
         rootfs: rootfs.into(),

@@ -52,6 +52,11 @@ impl Store {
         Ok(Store { pool })
     }
 
+    /// Uses a pool the caller made (Kiln embedded in a program that has one already).
+    pub fn from_pool(pool: Pool) -> Store {
+        Store { pool }
+    }
+
     /// Runs a trivial query: proves a connection can be had and PostgreSQL answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.pool.get().await?;

@@ -25,6 +25,6 @@ pub use instances::{
     CheckpointRecord, InstanceEvent, InstanceFilter, InstanceRecord, InstanceStatus, LiveInstanceEvent,
     NewInstance, StartedInstance,
 };
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_pool};
 pub use tenants::{KeyRecord, NewTenant, TenantAuth, TenantRecord};
 pub use webhooks::WebhookRecord;

@@ -22,15 +22,26 @@ pub async fn migrate(database_url: &str) -> Result<usize, StoreError> {
             tracing::warn!(%error, "migration connection ended");
         }
     });
+    let applied = migrate_locked(&mut client).await;
+    drop(client);
+    let _ = connection_task.await;
+    applied
+}
+
+/// [`migrate`] on one connection of an existing pool (held for the whole run).
+pub async fn migrate_pool(pool: &deadpool_postgres::Pool) -> Result<usize, StoreError> {
+    let mut connection = pool.get().await?;
+    migrate_locked(&mut connection).await
+}
+
+async fn migrate_locked(client: &mut tokio_postgres::Client) -> Result<usize, StoreError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;
-    let outcome = embedded::migrations::runner().run_async(&mut client).await;
+    let outcome = embedded::migrations::runner().run_async(client).await;
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;
-    drop(client);
-    let _ = connection_task.await;
     let report = outcome.map_err(|error| StoreError::Migration(error.to_string()))?;
     Ok(report.applied_migrations().len())
 }

@@ -42,7 +42,8 @@ impl CounterFamily {
 
     pub(crate) fn render(&self, out: &mut String) {
         text::header(out, self.name, "counter", self.help);
-        let series = self.series.lock().expect("metrics lock");
+        // Copied out, so invocations do not wait while a scrape formats text.
+        let series = self.series.lock().expect("metrics lock").clone();
         for (labels, count) in sorted(&series, self.label_names.len()) {
             text::sample(out, self.name, self.label_names, &labels, None, *count as f64);
         }
@@ -113,7 +114,8 @@ impl HistogramFamily {
 
     pub(crate) fn render(&self, out: &mut String) {
         text::header(out, self.name, "histogram", self.help);
-        let series = self.series.lock().expect("metrics lock");
+        // Copied out, so invocations do not wait while a scrape formats text.
+        let series = self.series.lock().expect("metrics lock").clone();
         let bucket_name = format!("{}_bucket", self.name);
         for (labels, histogram) in sorted(&series, self.label_names.len()) {
             let mut cumulative = 0;

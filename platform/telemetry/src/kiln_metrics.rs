@@ -51,6 +51,8 @@ pub struct Gauges {
     pub db_pool_idle: usize,
     pub db_pool_waiting: usize,
     pub instances_running: usize,
+    /// Function log lines dropped since start because the disk fell behind.
+    pub log_lines_dropped: u64,
     pub uptime: Duration,
 }
 
@@ -77,7 +79,7 @@ impl Metrics {
                 ),
                 overhead_seconds: HistogramFamily::new(
                     "kiln_invocation_overhead_seconds",
-                    "Kiln's own share of answered invocations: the whole minus the time the function had the invocation.",
+                    "Kiln's own share of warm invocations: the whole minus reading the body, waiting for a busy function, and the function's time.",
                     &[],
                     OVERHEAD_BOUNDS,
                 ),
@@ -99,7 +101,7 @@ impl Metrics {
                 ),
                 cold_start_seconds: HistogramFamily::new(
                     "kiln_cold_start_duration_seconds",
-                    "Container starts by phase: socket (runtime socket bound), container (sandbox create and start), total.",
+                    "Container starts by phase: socket (runtime socket bound), container (sandbox create and start), total (both and the bookkeeping around them).",
                     &["phase"],
                     START_BOUNDS,
                 ),
@@ -120,8 +122,8 @@ impl Metrics {
                 ),
                 wake_lateness: HistogramFamily::new(
                     "kiln_wake_lateness_seconds",
-                    "How long after its due time a durable instance was claimed.",
-                    &[],
+                    "How long after its due time a durable instance was claimed, by reason (start, wake, retry).",
+                    &["reason"],
                     LATENESS_BOUNDS,
                 ),
                 instances_finished: CounterFamily::new(
@@ -133,25 +135,26 @@ impl Metrics {
         }
     }
 
-    /// One invocation through `/fn/...`, answered with `status` after `total`; when the
-    /// function answered, `in_function` is the time it held the invocation.
+    /// One invocation through `/fn/...`, answered with `status` after `total`. When a warm
+    /// container answered, `not_kiln` is the part of `total` that was not Kiln's work
+    /// (reading the caller's body, waiting for a busy function, the function running).
     pub fn invocation(
         &self,
         tenant: &str,
         function: &str,
         status: u16,
         total: Duration,
-        in_function: Option<Duration>,
+        not_kiln: Option<Duration>,
     ) {
         let families = &self.inner;
         families
             .invocations
             .add(&[tenant, function, status_label(status)], 1);
         families.invocation_seconds.observe(&[tenant, function], total);
-        if let Some(in_function) = in_function {
+        if let Some(not_kiln) = not_kiln {
             families
                 .overhead_seconds
-                .observe(&[], total.saturating_sub(in_function));
+                .observe(&[], total.saturating_sub(not_kiln));
         }
     }
 
@@ -183,7 +186,7 @@ impl Metrics {
     /// A durable dispatch claimed `lateness` after the instance was due.
     pub fn wake(&self, reason: &str, lateness: Duration) {
         self.inner.wakes.add(&[reason], 1);
-        self.inner.wake_lateness.observe(&[], lateness);
+        self.inner.wake_lateness.observe(&[reason], lateness);
     }
 
     pub fn instance_finished(&self, status: &str) {
@@ -283,6 +286,14 @@ fn render_gauges(out: &mut String, gauges: &Gauges) {
         text::header(out, name, "gauge", help);
         text::sample(out, name, &[], &[], None, value);
     }
+    let dropped = "kiln_log_lines_dropped_total";
+    text::header(
+        out,
+        dropped,
+        "counter",
+        "Function log lines dropped because the log writer fell behind.",
+    );
+    text::sample(out, dropped, &[], &[], None, gauges.log_lines_dropped as f64);
 }
 
 /// Status codes as label values without an allocation for the common ones.

@@ -5,9 +5,16 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 
-use crate::config::is_node_id;
-
 const FILE: &str = "node-id";
+
+/// True for a usable node name: 1-64 letters, digits, `-`, `_` or `.`.
+pub fn is_node_id(node: &str) -> bool {
+    !node.is_empty()
+        && node.len() <= 64
+        && node
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+}
 
 /// Reads `{data_dir}/node-id`, creating it with a random name on first start.
 pub fn load_or_create(data_dir: &Path) -> io::Result<String> {

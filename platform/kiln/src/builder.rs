@@ -1,0 +1,185 @@
+//! What a Kiln is started with. Every setting has the default `kilnd` documents, so a host
+//! names only what it changes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use frontdoor::TrustedProxies;
+
+use crate::running::Running;
+
+/// Where Kiln's PostgreSQL is.
+pub enum Database {
+    /// A URL; Kiln opens its own pool of `pool_size` connections, each wait bounded by `timeout`.
+    Url {
+        url: String,
+        pool_size: usize,
+        timeout: Duration,
+    },
+    /// A pool the host already has (give it wait/create/recycle timeouts).
+    Pool(deadpool_postgres::Pool),
+}
+
+/// Sizes and waits of the HTTP API and the pools of containers.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub body_bytes: usize,
+    pub upload_bytes: usize,
+    pub response_bytes: usize,
+    /// Callers that may wait per function version once it is at max concurrency.
+    pub queue_limit: usize,
+    pub queue_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    /// On shutdown, time for in-flight requests and then for instance dispatches.
+    pub shutdown_grace: Duration,
+    /// A function's log file is rotated past this size (one older file is kept).
+    pub log_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            body_bytes: 6 << 20,
+            upload_bytes: 64 << 20,
+            response_bytes: 6 << 20,
+            queue_limit: 100,
+            queue_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(30),
+            log_file_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Durable instances.
+#[derive(Debug, Clone)]
+pub struct InstanceSettings {
+    pub value_limit: usize,
+    pub default_timeout: Duration,
+    pub retention: Duration,
+    pub lease: Duration,
+    pub concurrency: usize,
+}
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        InstanceSettings {
+            value_limit: 256 << 10,
+            default_timeout: Duration::from_secs(30 * 24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            lease: Duration::from_secs(15),
+            concurrency: 64,
+        }
+    }
+}
+
+/// Collects the settings; [`KilnBuilder::start`] runs Kiln with them.
+pub struct KilnBuilder {
+    pub(crate) database: Option<Database>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) bind: SocketAddr,
+    pub(crate) admin_token: Option<String>,
+    pub(crate) allow_network: bool,
+    pub(crate) trusted_proxies: TrustedProxies,
+    pub(crate) node_id: Option<String>,
+    pub(crate) limits: Limits,
+    pub(crate) instances: InstanceSettings,
+    /// The program started as the sandbox process; the current executable by default.
+    pub(crate) sandbox_program: Option<PathBuf>,
+}
+
+impl Default for KilnBuilder {
+    fn default() -> Self {
+        KilnBuilder {
+            database: None,
+            data_dir: PathBuf::from("/var/lib/kiln"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            admin_token: None,
+            allow_network: false,
+            trusted_proxies: TrustedProxies::default(),
+            node_id: None,
+            limits: Limits::default(),
+            instances: InstanceSettings::default(),
+            sandbox_program: None,
+        }
+    }
+}
+
+impl KilnBuilder {
+    /// PostgreSQL by URL, with Kiln's own pool.
+    pub fn database_url(mut self, url: impl Into<String>, pool_size: usize, timeout: Duration) -> Self {
+        self.database = Some(Database::Url {
+            url: url.into(),
+            pool_size,
+            timeout,
+        });
+        self
+    }
+
+    /// PostgreSQL through a pool the host already has.
+    pub fn database_pool(mut self, pool: deadpool_postgres::Pool) -> Self {
+        self.database = Some(Database::Pool(pool));
+        self
+    }
+
+    /// Executables, root file systems, container state and logs (absolute, at most 60
+    /// bytes: container sockets live below it).
+    pub fn data_dir(mut self, folder: impl AsRef<Path>) -> Self {
+        self.data_dir = folder.as_ref().to_path_buf();
+        self
+    }
+
+    pub fn bind(mut self, address: SocketAddr) -> Self {
+        self.bind = address;
+        self
+    }
+
+    /// Enables `/v1/admin` with this token.
+    pub fn admin_token(mut self, token: Option<String>) -> Self {
+        self.admin_token = token;
+        self
+    }
+
+    /// Lets functions ask for the host's network (`network=true`).
+    pub fn allow_network(mut self, allow: bool) -> Self {
+        self.allow_network = allow;
+        self
+    }
+
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// This node's name on the instances it runs; by default kept in the data folder.
+    pub fn node_id(mut self, node: Option<String>) -> Self {
+        self.node_id = node;
+        self
+    }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn instances(mut self, settings: InstanceSettings) -> Self {
+        self.instances = settings;
+        self
+    }
+
+    /// The program to start as `PROGRAM sandbox --state DIR` (it must call
+    /// [`crate::run_sandbox_if_requested`]); the current executable by default.
+    pub fn sandbox_program(mut self, program: impl AsRef<Path>) -> Self {
+        self.sandbox_program = Some(program.as_ref().to_path_buf());
+        self
+    }
+
+    /// Runs migrations, starts the sandbox, the pools, the instance engine and the front
+    /// door, and returns once it listens.
+    pub async fn start(self) -> anyhow::Result<Running> {
+        crate::start::start(self).await
+    }
+}
