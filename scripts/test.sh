@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Kiln test: unit tests, the sandbox's container tests and the end-to-end tests
-# against real PostgreSQL and real youki containers. Installs what is missing first.
+# against real PostgreSQL, real youki containers and the real nginx, then the packaging
+# checks and a k6 smoke run. Installs what is missing first.
 # Needs root (containers). Uses $DATABASE_URL if set, else sets up the local PostgreSQL.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,5 +24,8 @@ export KILN_CLI_BIN="$KILN_ROOT/target/debug/kiln"
 say "running tests"
 cargo test --workspace "$@"
 
-say "k6 smoke run through a real kilnd (full runs: scripts/loadtest.sh)"
-SMOKE=1 KILN_SKIP_BUILD=1 scripts/loadtest.sh warm
+say "packaging: the Dockerfile's release build and the systemd unit"
+release_kilnd="$(scripts/check-packaging.sh)"
+
+say "k6 smoke run through the release kilnd (full runs: scripts/loadtest.sh)"
+SMOKE=1 KILN_SKIP_BUILD=1 KILND_BIN="$release_kilnd" scripts/loadtest.sh warm

@@ -69,6 +69,40 @@ async fn metrics_count_invocations_cold_starts_and_rejections() {
     assert!(sample(&after, r#"kiln_db_pool_connections{state="size"}"#) >= 1.0);
     let upload = r#"kiln_api_requests_total{route="/v1/functions/{name}",method="PUT",status="201"}"#;
     assert_eq!(sample(&after, upload), 1.0, "{after}");
+    // Made-up methods do not become label values.
+    let odd = kiln
+        .request(
+            Method::from_bytes(b"BREW").unwrap(),
+            "/v1/functions",
+            Some(&token),
+            "",
+        )
+        .await;
+    assert_eq!(odd.status, 405);
+    let scraped = kiln.request(Method::GET, "/metrics", None, "").await.text();
+    assert!(!scraped.contains("BREW"), "{scraped}");
+
+    // A durable instance: start, two checkpoints, a sleep, a wake, completion.
+    let input = serde_json::json!({"scenario": "replay", "sleep_ms": 1000});
+    let id = kiln.started_instance(&token, "hello", input).await;
+    kiln.wait_status(&token, &id, "completed", Duration::from_secs(30))
+        .await;
+    let durable = kiln.request(Method::GET, "/metrics", None, "").await.text();
+    assert!(
+        sample(&durable, r#"kiln_checkpoints_total{outcome="stored"}"#) >= 2.0,
+        "{durable}"
+    );
+    assert_eq!(sample(&durable, r#"kiln_sleeps_total{kind="sleep"}"#), 1.0);
+    assert_eq!(sample(&durable, r#"kiln_wakes_total{reason="start"}"#), 1.0);
+    assert_eq!(sample(&durable, r#"kiln_wakes_total{reason="wake"}"#), 1.0);
+    assert_eq!(
+        sample(&durable, r#"kiln_wake_lateness_seconds_count{reason="wake"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&durable, r#"kiln_instances_finished_total{status="completed"}"#),
+        1.0
+    );
     kiln.finish().await;
 }
 
