@@ -9,7 +9,7 @@ use store::{AuditEntry, NewAuditEntry};
 
 use crate::App;
 use crate::app::ClientAddr;
-use crate::body::{ResponseBody, json_response, rfc3339};
+use crate::body::{ResponseBody, json_response, parse_count, rfc3339};
 use crate::error::ApiError;
 
 const DEFAULT_PAGE: i64 = 50;
@@ -84,16 +84,7 @@ pub async fn list<R: Runner>(
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
             "limit" => {
-                limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_PAGE).contains(limit))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_limit",
-                            format!("limit must be a number from 1 to {MAX_PAGE}"),
-                        )
-                    })?;
+                limit = parse_count("limit", &value, MAX_PAGE)?;
             }
             "cursor" => {
                 before = Some(value.parse::<i64>().map_err(|_| {

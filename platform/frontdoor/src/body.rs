@@ -89,6 +89,24 @@ where
     }
 }
 
+/// A count from a query parameter (`limit`, `lines`): a number from 1 to `max`, else
+/// `400 invalid_limit` naming the parameter.
+pub fn parse_count<T>(name: &str, value: &str, max: T) -> Result<T, ApiError>
+where
+    T: std::str::FromStr + PartialOrd + From<u8> + std::fmt::Display + Copy,
+{
+    value
+        .parse()
+        .ok()
+        .filter(|count| (T::from(1)..=max).contains(count))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_limit",
+                format!("{name} must be a number from 1 to {max}"),
+            )
+        })
+}
+
 /// Parses a JSON request body into `T`, with a message that says what is wrong.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)

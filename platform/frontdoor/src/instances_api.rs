@@ -4,7 +4,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::body::ResponseBody;
 use http::{HeaderValue, Request, Response, StatusCode};
 use instances::{InstanceFilter, InstanceRecord, InstanceStatus, SignalOutcome};
 use pool::Runner;
@@ -13,7 +12,9 @@ use serde_json::{Value, json};
 
 use crate::App;
 use crate::audit::{Actor, record};
-use crate::body::{RequestBody, bearer_token, json_response, parse_json, read_body, rfc3339};
+use crate::body::{
+    RequestBody, ResponseBody, bearer_token, json_response, parse_count, parse_json, read_body, rfc3339,
+};
 use crate::error::ApiError;
 
 /// Longest idempotency key, in bytes.
@@ -301,16 +302,7 @@ fn list_filter(query: Option<&str>) -> Result<InstanceFilter, ApiError> {
                 })?);
             }
             "limit" => {
-                filter.limit = value
-                    .parse()
-                    .ok()
-                    .filter(|limit| (1..=MAX_PAGE).contains(limit))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_limit",
-                            format!("limit must be a number from 1 to {MAX_PAGE}"),
-                        )
-                    })?;
+                filter.limit = parse_count("limit", &value, MAX_PAGE)?;
             }
             "cursor" => filter.after = Some(parse_cursor(&value)?),
             other => {

@@ -3,14 +3,14 @@
 //! lines as the function writes them (an empty line every 15 s while it is quiet).
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderValue, Response};
 use pool::{LogLine, Runner};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::App;
-use crate::body::{ResponseBody, full_body, streamed_body};
+use crate::body::{ResponseBody, full_body, parse_count, streamed_body};
 use crate::error::ApiError;
 
 const DEFAULT_LINES: usize = 100;
@@ -47,11 +47,7 @@ pub async fn stream<R: Runner>(
     let query = parse_query(query)?;
     let state = &app.inner;
     if state.registry.show(tenant, name).await?.is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "function_not_found",
-            format!("function `{name}` not found"),
-        ));
+        return Err(ApiError::function_not_found(name));
     }
     // Subscribe before reading the files, so no line falls between the two.
     let live = query.follow.then(|| state.logs.follow());
@@ -142,16 +138,7 @@ fn parse_query(query: Option<&str>) -> Result<LogQuery, ApiError> {
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
             "lines" => {
-                parsed.lines = value
-                    .parse()
-                    .ok()
-                    .filter(|lines| (1..=MAX_LINES).contains(lines))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_limit",
-                            format!("lines must be a number from 1 to {MAX_LINES}"),
-                        )
-                    })?;
+                parsed.lines = parse_count("lines", &value, MAX_LINES)?;
             }
             "follow" => {
                 parsed.follow = match value.as_ref() {

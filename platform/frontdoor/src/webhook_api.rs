@@ -40,7 +40,7 @@ where
             let updated_at = store
                 .put_webhook(tenant, name, &webhook)
                 .await?
-                .ok_or_else(|| function_not_found(name))?;
+                .ok_or_else(|| ApiError::function_not_found(name))?;
             app.inner.webhooks.invalidate(tenant, name);
             let scheme = webhook.scheme.clone();
             record(
@@ -185,14 +185,6 @@ fn settings_json(webhook: &WebhookRecord) -> Value {
         "tolerance_s": webhook.tolerance_s,
         "updated_at": rfc3339(webhook.updated_at),
     })
-}
-
-fn function_not_found(name: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "function_not_found",
-        format!("function `{name}` not found"),
-    )
 }
 
 fn webhook_not_found(name: &str) -> ApiError {
