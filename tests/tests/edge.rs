@@ -367,6 +367,22 @@ async fn live_events_reach_only_their_tenant() {
     assert_eq!(events.status, 200);
     assert_eq!(events.headers.get("content-type").unwrap(), "text/event-stream");
     events.read_until(": connected", Duration::from_secs(5)).await;
+    // At once after connecting: an idle poller must still start from this point.
+    let started = kiln
+        .request(
+            Method::POST,
+            "/v1/functions/hello/instances",
+            Some(&acme),
+            r#"{"scenario":"quick"}"#,
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.text());
+    events
+        .read_until("event: instance", Duration::from_secs(10))
+        .await;
+    events
+        .read_until(r#""kind":"created""#, Duration::from_secs(10))
+        .await;
     assert_eq!(
         kiln.request(Method::POST, "/fn/other/secret-fn/echo", Some(&other), "x")
             .await
@@ -384,21 +400,6 @@ async fn live_events_reach_only_their_tenant() {
         .await;
     events
         .read_until(r#""function":"hello""#, Duration::from_secs(10))
-        .await;
-    let started = kiln
-        .request(
-            Method::POST,
-            "/v1/functions/hello/instances",
-            Some(&acme),
-            r#"{"scenario":"quick"}"#,
-        )
-        .await;
-    assert_eq!(started.status, 202, "{}", started.text());
-    events
-        .read_until("event: instance", Duration::from_secs(10))
-        .await;
-    events
-        .read_until(r#""kind":"created""#, Duration::from_secs(10))
         .await;
     assert!(!events.received.contains("secret-fn"), "{}", events.received);
     let refused = kiln.request(Method::GET, "/v1/events", Some("bad"), "").await;

@@ -3,7 +3,7 @@
 //! Events. A tenant sees only its own events.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -39,18 +39,44 @@ pub struct LiveEvent {
     pub data: Value,
 }
 
+/// No subscriber has asked the poller to start from an event id.
+const NO_START: i64 = i64::MAX;
+
 /// The hub every subscriber listens on; cheap to clone.
 #[derive(Clone)]
 pub struct LiveEvents {
     sender: broadcast::Sender<Arc<LiveEvent>>,
+    store: Store,
+    /// The oldest newest-event-id a new subscriber saw, for an idle poller to start after.
+    /// Subscribing and saying so happen under this lock, as does the poller's check for
+    /// listeners, so a new subscriber's start is never cleared as stale.
+    start_after: Arc<Mutex<i64>>,
 }
 
 impl LiveEvents {
     /// Starts the hub and its instance-event poller (which reads only while someone listens).
     pub fn start(store: Store) -> LiveEvents {
         let (sender, _) = broadcast::channel(BACKLOG);
-        tokio::spawn(poll_instance_events(store, sender.clone()));
-        LiveEvents { sender }
+        let start_after = Arc::new(Mutex::new(NO_START));
+        tokio::spawn(poll_instance_events(
+            store.clone(),
+            sender.clone(),
+            start_after.clone(),
+        ));
+        LiveEvents {
+            sender,
+            store,
+            start_after,
+        }
+    }
+
+    /// Reads the newest instance event id, then subscribes, so that every instance event
+    /// after this call reaches the subscriber, even if the poller was idle until now.
+    async fn subscribe(&self) -> Result<broadcast::Receiver<Arc<LiveEvent>>, ApiError> {
+        let newest = self.store.last_instance_event_id().await?;
+        let mut start_after = self.start_after.lock().unwrap_or_else(PoisonError::into_inner);
+        *start_after = (*start_after).min(newest);
+        Ok(self.sender.subscribe())
     }
 
     /// Publishes an invocation this node served, if anyone listens.
@@ -95,7 +121,7 @@ where
         .await?;
     let tenant = claims.tenant;
     tracing::Span::current().record("tenant", tenant.as_str());
-    let mut events = app.inner.events.sender.subscribe();
+    let mut events = app.inner.events.subscribe().await?;
     let closing = app.inner.closing.clone();
     let (chunks, body) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
@@ -142,11 +168,15 @@ where
 }
 
 /// Reads new instance events while anyone listens and publishes them.
-async fn poll_instance_events(store: Store, sender: broadcast::Sender<Arc<LiveEvent>>) {
+async fn poll_instance_events(
+    store: Store,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+    start_after: Arc<Mutex<i64>>,
+) {
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The newest id seen; the ids sent within the look-back window; and the newest id when
-    // listening began (older events are history, not news).
+    // listening began, as the first subscriber read it (older events are history, not news).
     let mut last: Option<i64> = None;
     let mut sent: (HashSet<i64>, VecDeque<i64>) = (HashSet::new(), VecDeque::new());
     let mut floor = 0;
@@ -156,25 +186,30 @@ async fn poll_instance_events(store: Store, sender: broadcast::Sender<Arc<LiveEv
             ticker.tick().await;
         }
         full_batch = false;
-        if sender.receiver_count() == 0 {
-            // Nobody listens: start from the newest event when someone does.
+        let asked = {
+            let mut start_after = start_after.lock().unwrap_or_else(PoisonError::into_inner);
+            if sender.receiver_count() == 0 {
+                // Nobody listens: start where the next subscriber says when someone does.
+                *start_after = NO_START;
+                None
+            } else {
+                // While the poller runs, later subscribers are covered already.
+                Some(std::mem::replace(&mut *start_after, NO_START))
+            }
+        };
+        let Some(asked) = asked else {
             last = None;
             continue;
-        }
+        };
         let after = match last {
             Some(after) => after,
-            None => match store.last_instance_event_id().await {
-                Ok(newest) => {
-                    last = Some(newest);
-                    floor = newest;
-                    sent = (HashSet::new(), VecDeque::new());
-                    continue;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "live events: reading the newest instance event failed");
-                    continue;
-                }
-            },
+            None if asked == NO_START => continue,
+            None => {
+                last = Some(asked);
+                floor = asked;
+                sent = (HashSet::new(), VecDeque::new());
+                asked
+            }
         };
         let events = match store
             .instance_events_after((after - LOOK_BACK).max(floor), POLL_LIMIT)
