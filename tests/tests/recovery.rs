@@ -86,7 +86,9 @@ async fn two_nodes_on_one_database_share_instances_and_run_each_once() {
     for index in 0..12 {
         let node = if index % 2 == 0 { &kiln } else { &peer };
         ids.push(
-            node.started_instance(&token, "flow", json!({"scenario": "replay", "sleep_ms": 300}))
+            // Long enough that a loaded machine still suspends the sleep rather than finding
+            // its wake time already past.
+            node.started_instance(&token, "flow", json!({"scenario": "replay", "sleep_ms": 1000}))
                 .await,
         );
     }
