@@ -47,6 +47,13 @@ pub fn kilnd_path() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target/debug/kilnd"))
 }
 
+/// The `kiln` command line under test: `KILN_CLI_BIN`, else this workspace's debug build.
+pub fn kiln_cli_path() -> PathBuf {
+    std::env::var_os("KILN_CLI_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/kiln"))
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

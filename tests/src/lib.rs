@@ -9,4 +9,6 @@ mod instances;
 mod kiln;
 
 pub use client::{Reply, Streaming};
-pub use kiln::{ADMIN_TOKEN, Kiln, TestDatabase, function_path, kilnd_path, tenant_secret, testbed_path};
+pub use kiln::{
+    ADMIN_TOKEN, Kiln, TestDatabase, function_path, kiln_cli_path, kilnd_path, tenant_secret, testbed_path,
+};

@@ -3,24 +3,12 @@
 //!
 //! The binary is `KILN_CLI_BIN` (default: this workspace's `target/debug/kiln`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use e2e::{ADMIN_TOKEN, Kiln, tenant_secret, testbed_path};
+use e2e::{ADMIN_TOKEN, Kiln, kiln_cli_path, tenant_secret, testbed_path};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
-
-/// The `kiln` executable under test.
-fn kiln_cli_path() -> PathBuf {
-    std::env::var_os("KILN_CLI_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("workspace root")
-                .join("target/debug/kiln")
-        })
-}
 
 /// What one run of `kiln` did.
 struct Run {

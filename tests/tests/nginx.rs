@@ -1,12 +1,13 @@
 //! The real nginx (Debian's) with `infra/nginx`'s directives, over TLS with a certificate
 //! made here, in front of a real kilnd: uploads, invocations, a large and a slow response,
-//! live events, request ids, `/metrics`, and the client address kilnd believes.
+//! live events, request ids, `/metrics`, the client address kilnd believes, and the `kiln`
+//! command line over TLS with the test's CA (`login --ca-cert`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Kiln, testbed_path};
+use e2e::{Kiln, kiln_cli_path, testbed_path};
 use http::Method;
 use tokio::io::AsyncReadExt;
 
@@ -15,7 +16,8 @@ struct Nginx {
     process: std::process::Child,
     url: String,
     folder: PathBuf,
-    cert: PathBuf,
+    /// The private CA that issued nginx's certificate, as clients trust it.
+    ca: PathBuf,
 }
 
 impl Drop for Nginx {
@@ -37,27 +39,7 @@ impl Nginx {
         for include in ["kiln-http.conf", "kiln-locations.conf"] {
             std::fs::copy(infra.join(include), folder.join("kiln").join(include)).unwrap();
         }
-        let (cert, key) = (folder.join("cert.pem"), folder.join("key.pem"));
-        let made = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=localhost",
-            ])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(made.success(), "openssl could not make a certificate");
+        let (ca, cert, key) = make_certificates(&folder);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -89,14 +71,80 @@ impl Nginx {
             process,
             url: format!("https://127.0.0.1:{port}"),
             folder,
-            cert,
+            ca,
         }
     }
 
     /// curl through nginx from `source` (a loopback address); returns status, headers, body.
     fn curl(&self, source: &str, args: &[&str], path: &str) -> (u16, String, Vec<u8>) {
-        curl(Some(&self.cert), source, args, &format!("{}{path}", self.url))
+        curl(Some(&self.ca), source, args, &format!("{}{path}", self.url))
     }
+}
+
+/// A private CA and a certificate for 127.0.0.1 and localhost issued by it, as an operator
+/// with an internal CA has (rustls refuses a self-signed certificate used as its own CA):
+/// returns the CA's certificate, the server certificate and its key.
+fn make_certificates(folder: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let made = Command::new("openssl")
+            .args(args)
+            .current_dir(folder)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success(), "openssl {args:?} failed");
+    };
+    let subject_alt_names = folder.join("san.ext");
+    std::fs::write(&subject_alt_names, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Kiln test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (
+        folder.join("ca.pem"),
+        folder.join("cert.pem"),
+        folder.join("key.pem"),
+    )
 }
 
 fn curl(cert: Option<&Path>, source: &str, args: &[&str], url: &str) -> (u16, String, Vec<u8>) {
@@ -173,7 +221,7 @@ async fn kiln_behind_the_real_nginx() {
     // Live events stream through nginx as they happen (nginx must not buffer them).
     let mut events = tokio::process::Command::new("curl")
         .args(["-sS", "-N", "--max-time", "20", "--cacert"])
-        .arg(&nginx.cert)
+        .arg(&nginx.ca)
         .args(["-H", &auth])
         .arg(format!("{}/v1/events", nginx.url))
         .stdout(Stdio::piped())
@@ -234,8 +282,78 @@ async fn kiln_behind_the_real_nginx() {
         .collect();
     assert_eq!(clients, ["127.0.0.3", "127.0.0.4"]);
 
+    // The CLI through nginx: refused without the test's CA (exit 3, a TLS problem), then
+    // logged in with it, deploying (a streamed upload of several MB) and invoking.
+    let cli = CliHome::new();
+    let untrusted = cli.run(&["--url", &nginx.url, "--token", &token, "functions", "list"]);
+    assert_eq!(untrusted.status.code(), Some(3), "{}", stderr(&untrusted));
+    assert!(
+        stderr(&untrusted).contains("certificate"),
+        "{}",
+        stderr(&untrusted)
+    );
+    let ca = nginx.ca.to_str().unwrap();
+    let login = cli.run(&["login", "--url", &nginx.url, "--token", &token, "--ca-cert", ca]);
+    assert_eq!(login.status.code(), Some(0), "{}", stderr(&login));
+    let deploy = cli.run(&["deploy", "over-tls", testbed_path().to_str().unwrap()]);
+    assert_eq!(deploy.status.code(), Some(0), "{}", stderr(&deploy));
+    assert!(
+        String::from_utf8_lossy(&deploy.stdout).starts_with("deployed over-tls version 1\n"),
+        "{}",
+        String::from_utf8_lossy(&deploy.stdout)
+    );
+    let invoke = cli.run(&["invoke", "over-tls", "--path", "/echo", "--data", "through nginx"]);
+    assert_eq!(invoke.status.code(), Some(0), "{}", stderr(&invoke));
+    assert_eq!(invoke.stdout, b"through nginx");
+    // The client chose HTTP/2 (ALPN) for both.
+    let access_log = std::fs::read_to_string(nginx.folder.join("access.log")).unwrap();
+    let cli_requests: Vec<&str> = access_log
+        .lines()
+        .filter(|line| line.contains("/over-tls"))
+        .collect();
+    assert_eq!(cli_requests.len(), 2, "{access_log}");
+    assert!(
+        cli_requests.iter().all(|line| line.contains(" HTTP/2.0\"")),
+        "{access_log}"
+    );
+
     drop(nginx);
     kiln.finish().await;
+}
+
+/// A config folder of its own for the `kiln` command line; removed when dropped.
+struct CliHome(PathBuf);
+
+impl CliHome {
+    fn new() -> CliHome {
+        let home = tempfile_path("cli-home");
+        std::fs::create_dir_all(&home).unwrap();
+        CliHome(home)
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(kiln_cli_path());
+        command
+            .args(args)
+            .env("XDG_CONFIG_HOME", &self.0)
+            .stdin(Stdio::null());
+        for variable in ["KILN_URL", "KILN_TOKEN", "KILN_ADMIN_TOKEN", "KILN_CONFIG"] {
+            command.env_remove(variable);
+        }
+        command
+            .output()
+            .expect("the kiln command line (scripts/test.sh builds it)")
+    }
+}
+
+impl Drop for CliHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 async fn read_until(stream: &mut tokio::process::ChildStdout, received: &mut String, wanted: &str) {
