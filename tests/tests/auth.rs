@@ -1,5 +1,5 @@
-//! Tokens through a real kilnd: every bad token is refused before the function runs, and a
-//! tenant reaches only its own functions.
+//! Tokens through a real kilnd: every bad token is refused before the function runs, a
+//! tenant reaches only its own functions, and RS256, ES256 and EdDSA keys verify tokens.
 
 use bytes::Bytes;
 use e2e::{ADMIN_TOKEN, Kiln, tenant_secret};
@@ -222,5 +222,118 @@ async fn removing_a_key_refuses_its_tokens_at_once() {
         "{}",
         refused.text()
     );
+    kiln.finish().await;
+}
+
+/// A key pair made by openssl: the private key (PKCS#8 PEM) and the public key (PEM).
+fn openssl_key_pair(folder: &std::path::Path, name: &str, genpkey: &[&str]) -> (Vec<u8>, String) {
+    let private = folder.join(format!("{name}.key"));
+    let public = folder.join(format!("{name}.pub"));
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(folder)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl installed (scripts/test.sh installs it)");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let mut generate = vec!["genpkey"];
+    generate.extend_from_slice(genpkey);
+    generate.extend_from_slice(&["-out", private.to_str().unwrap()]);
+    run(&generate);
+    run(&[
+        "pkey",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]);
+    (
+        std::fs::read(&private).unwrap(),
+        std::fs::read_to_string(&public).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_signed_by_an_identity_provider_verify_with_its_public_keys() {
+    let kiln = Kiln::start(&[]).await;
+    let token = kiln.create_tenant("acme").await;
+    assert_eq!(kiln.upload_testbed(&token, "echo", "").await.status, 201);
+    let folder = std::env::temp_dir().join(format!("kiln-auth-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).unwrap();
+    let pairs = [
+        (
+            "rsa",
+            "RS256",
+            Algorithm::RS256,
+            vec!["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        ),
+        (
+            "ec",
+            "ES256",
+            Algorithm::ES256,
+            vec!["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ),
+        ("ed", "EdDSA", Algorithm::EdDSA, vec!["-algorithm", "ED25519"]),
+    ];
+    for (kid, name, algorithm, genpkey) in pairs {
+        let (private, public) = openssl_key_pair(&folder, kid, &genpkey);
+        let added = kiln
+            .request(
+                Method::POST,
+                "/v1/admin/tenants/acme/keys",
+                Some(ADMIN_TOKEN),
+                json!({"kid": kid, "algorithm": name, "public_key": public}).to_string(),
+            )
+            .await;
+        assert_eq!(added.status, 201, "{name}: {}", added.text());
+        let signing_key = match algorithm {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&private),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(&private),
+            _ => EncodingKey::from_ed_pem(&private),
+        }
+        .unwrap();
+        let header = Header {
+            kid: Some(kid.into()),
+            ..Header::new(algorithm)
+        };
+        let signed = encode(&header, &claims("acme"), &signing_key).unwrap();
+        let reply = kiln
+            .request(Method::POST, "/fn/acme/echo/echo", Some(&signed), name)
+            .await;
+        assert_eq!((reply.status, reply.text()), (200, name.to_owned()), "{name}");
+
+        // The algorithm is the key's, never the token's: HS256 "signed" with the public key
+        // as the secret (the classic confusion attack) is refused.
+        let confused = sign(Algorithm::HS256, kid, &claims("acme"), &public);
+        let refused = kiln
+            .request(Method::POST, "/fn/acme/echo/echo", Some(&confused), name)
+            .await;
+        assert_eq!(
+            (refused.status, refused.error_code().as_str()),
+            (401, "algorithm_mismatch"),
+            "{name}: {}",
+            refused.text()
+        );
+    }
+
+    // A public key that does not parse is refused when added, not at first use.
+    let bad = kiln
+        .request(
+            Method::POST,
+            "/v1/admin/tenants/acme/keys",
+            Some(ADMIN_TOKEN),
+            json!({"kid": "bad", "algorithm": "ES256", "public_key": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.error_code().as_str()),
+        (400, "invalid_key"),
+        "{}",
+        bad.text()
+    );
+    let _ = std::fs::remove_dir_all(&folder);
     kiln.finish().await;
 }

@@ -480,6 +480,69 @@ async fn the_cli_manages_and_calls_functions_end_to_end() {
         "{}",
         removed.stderr
     );
+    // A public key from a file (an identity provider's ES256 key).
+    let public_key = cli.home.join("idp.pub");
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 | openssl pkey -pubout -out \"$1\"")
+        .arg("sh")
+        .arg(&public_key)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(made.success(), "openssl could not make an EC key");
+    let public_key = public_key.to_str().unwrap();
+    let added = cli
+        .run(
+            &[
+                "--url",
+                url,
+                "tenant",
+                "keys",
+                "add",
+                "acme",
+                "--kid",
+                "idp",
+                "--public-key-file",
+                public_key,
+                "--algorithm",
+                "ES256",
+            ],
+            &admin,
+        )
+        .await
+        .expect(0, "keys add --public-key-file");
+    assert_eq!(added.stdout, "added key idp (ES256) to acme\n");
+    let listed = cli
+        .run(&["--url", url, "--json", "tenant", "list"], &admin)
+        .await
+        .expect(0, "tenant list");
+    assert!(listed.stdout.contains(r#""idp""#), "{}", listed.stdout);
+    let wrong_algorithm = cli
+        .run(
+            &[
+                "--url",
+                url,
+                "tenant",
+                "keys",
+                "add",
+                "acme",
+                "--kid",
+                "idp2",
+                "--public-key-file",
+                public_key,
+                "--algorithm",
+                "RS256",
+            ],
+            &admin,
+        )
+        .await
+        .expect(1, "an EC key as RS256");
+    assert!(
+        wrong_algorithm.stderr.starts_with("error: invalid_key: "),
+        "{}",
+        wrong_algorithm.stderr
+    );
 
     // Refusals exit 1 with Kiln's code; the environment beats the config file.
     let wrong = cli
