@@ -221,6 +221,22 @@ impl Kiln {
         reply.json()["containers"].clone()
     }
 
+    /// Waits until `busy` containers are serving a call (a cold start under load can be slow).
+    pub async fn wait_busy(&self, busy: u64, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let containers = self.containers().await;
+            if containers["busy"] == busy {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{busy} busy containers not reached: {containers}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().and_then(Child::id).expect("kilnd running") as i32
     }

@@ -141,7 +141,7 @@ async fn over_max_concurrency_gets_429_with_retry_after() {
         Bytes::new(),
     );
     let second = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        kiln.wait_busy(1, Duration::from_secs(10)).await;
         kiln.request(
             Method::GET,
             "/fn/acme/single/instance",

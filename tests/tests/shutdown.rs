@@ -25,8 +25,7 @@ async fn sigterm_drains_in_flight_calls_and_deletes_every_container() {
         Bytes::new(),
     );
     let terminate = async {
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        assert_eq!(kiln.containers().await["busy"], 1);
+        kiln.wait_busy(1, Duration::from_secs(10)).await;
         let containers = kiln.youki_containers();
         assert_eq!(containers.len(), 2, "{containers:?}");
         nix::sys::signal::kill(
