@@ -492,24 +492,25 @@ async fn the_cli_manages_and_calls_functions_end_to_end() {
         .unwrap();
     assert!(made.success(), "openssl could not make an EC key");
     let public_key = public_key.to_str().unwrap();
-    let added = cli
-        .run(
-            &[
-                "--url",
-                url,
-                "tenant",
-                "keys",
-                "add",
-                "acme",
-                "--kid",
-                "idp",
-                "--public-key-file",
-                public_key,
-                "--algorithm",
-                "ES256",
-            ],
-            &admin,
-        )
+    let add_public_key = |kid: &'static str, algorithm: &'static str| {
+        let args = [
+            "--url",
+            url,
+            "tenant",
+            "keys",
+            "add",
+            "acme",
+            "--kid",
+            kid,
+            "--public-key-file",
+            public_key,
+            "--algorithm",
+            algorithm,
+        ];
+        let (cli, admin) = (&cli, &admin);
+        async move { cli.run(&args, admin).await }
+    };
+    let added = add_public_key("idp", "ES256")
         .await
         .expect(0, "keys add --public-key-file");
     assert_eq!(added.stdout, "added key idp (ES256) to acme\n");
@@ -518,24 +519,7 @@ async fn the_cli_manages_and_calls_functions_end_to_end() {
         .await
         .expect(0, "tenant list");
     assert!(listed.stdout.contains(r#""idp""#), "{}", listed.stdout);
-    let wrong_algorithm = cli
-        .run(
-            &[
-                "--url",
-                url,
-                "tenant",
-                "keys",
-                "add",
-                "acme",
-                "--kid",
-                "idp2",
-                "--public-key-file",
-                public_key,
-                "--algorithm",
-                "RS256",
-            ],
-            &admin,
-        )
+    let wrong_algorithm = add_public_key("idp2", "RS256")
         .await
         .expect(1, "an EC key as RS256");
     assert!(

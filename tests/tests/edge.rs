@@ -103,6 +103,27 @@ async fn metrics_count_invocations_cold_starts_and_rejections() {
         sample(&durable, r#"kiln_instances_finished_total{status="completed"}"#),
         1.0
     );
+
+    // A deleted function's series go with it; the tenant's other functions keep theirs.
+    assert_eq!(kiln.upload_testbed(&token, "stays", "").await.status, 201);
+    let reply = kiln
+        .request(Method::POST, "/fn/acme/stays/echo", Some(&token), "hi")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let deleted = kiln
+        .request(Method::DELETE, "/v1/functions/hello", Some(&token), "")
+        .await;
+    assert_eq!(deleted.status, 204);
+    let pruned = kiln.request(Method::GET, "/metrics", None, "").await.text();
+    assert!(!pruned.contains(r#"function="hello""#), "{pruned}");
+    assert_eq!(
+        sample(
+            &pruned,
+            r#"kiln_invocations_total{tenant="acme",function="stays",status="200"}"#
+        ),
+        1.0,
+        "{pruned}"
+    );
     kiln.finish().await;
 }
 

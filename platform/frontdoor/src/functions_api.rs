@@ -117,6 +117,7 @@ async fn delete<R: Runner>(
     }
     app.inner.runner.retire_function(tenant, name).await;
     app.inner.logs.remove(tenant, name).await;
+    app.inner.metrics.forget_function(tenant, name);
     tracing::info!(tenant, function = name, "function deleted");
     record(app, actor, "function.delete", name, json!({})).await;
     Ok(empty_response(StatusCode::NO_CONTENT))

@@ -40,6 +40,11 @@ impl CounterFamily {
         series.get(&key(labels)).copied().unwrap_or(0)
     }
 
+    /// Drops every series whose first label values are `leading`.
+    pub fn forget(&self, leading: &[&str]) {
+        forget(&mut self.series.lock().expect("metrics lock"), leading);
+    }
+
     pub(crate) fn render(&self, out: &mut String) {
         text::header(out, self.name, "counter", self.help);
         // Copied out, so invocations do not wait while a scrape formats text.
@@ -112,6 +117,11 @@ impl HistogramFamily {
         series.get(&key(labels)).map_or(0, |histogram| histogram.count)
     }
 
+    /// Drops every series whose first label values are `leading`.
+    pub fn forget(&self, leading: &[&str]) {
+        forget(&mut self.series.lock().expect("metrics lock"), leading);
+    }
+
     pub(crate) fn render(&self, out: &mut String) {
         text::header(out, self.name, "histogram", self.help);
         // Copied out, so invocations do not wait while a scrape formats text.
@@ -160,6 +170,13 @@ fn key(labels: &[&str]) -> String {
     labels.join(&SEPARATOR.to_string())
 }
 
+/// Removes the series whose keys start with the label values `leading`.
+fn forget<V>(series: &mut HashMap<String, V>, leading: &[&str]) {
+    let whole = key(leading);
+    let prefix = format!("{whole}{SEPARATOR}");
+    series.retain(|key, _| *key != whole && !key.starts_with(&prefix));
+}
+
 /// Series in a stable order (so scrapes diff well), with their label values split again.
 fn sorted<V>(series: &HashMap<String, V>, label_count: usize) -> Vec<(Vec<String>, &V)> {
     let mut entries: Vec<_> = series.iter().collect();
@@ -197,6 +214,26 @@ mod tests {
              kiln_things_total{tenant=\"a\",status=\"200\"} 3\n\
              kiln_things_total{tenant=\"b\",status=\"429\"} 1\n"
         );
+    }
+
+    #[test]
+    fn forgetting_drops_only_the_series_with_those_leading_labels() {
+        let counters = CounterFamily::new("kiln_calls_total", "Calls.", &["tenant", "function", "status"]);
+        counters.add(&["a", "f", "200"], 1);
+        counters.add(&["a", "f", "500"], 1);
+        counters.add(&["a", "fg", "200"], 1);
+        counters.add(&["b", "f", "200"], 1);
+        counters.forget(&["a", "f"]);
+        assert_eq!(counters.get(&["a", "f", "200"]), 0);
+        assert_eq!(counters.get(&["a", "f", "500"]), 0);
+        assert_eq!(counters.get(&["a", "fg", "200"]), 1);
+        assert_eq!(counters.get(&["b", "f", "200"]), 1);
+        let histograms = HistogramFamily::new("kiln_call_seconds", "Calls.", &["tenant", "function"], &[1.0]);
+        histograms.observe(&["a", "f"], Duration::from_millis(1));
+        histograms.observe(&["a", "fg"], Duration::from_millis(1));
+        histograms.forget(&["a", "f"]);
+        assert_eq!(histograms.count(&["a", "f"]), 0);
+        assert_eq!(histograms.count(&["a", "fg"]), 1);
     }
 
     #[test]

@@ -158,6 +158,15 @@ impl Metrics {
         }
     }
 
+    /// Drops the series of a deleted function, so functions that come and go do not grow
+    /// the scrape forever. Counting starts again at zero if the name is used again.
+    pub fn forget_function(&self, tenant: &str, function: &str) {
+        let families = &self.inner;
+        families.invocations.forget(&[tenant, function]);
+        families.invocation_seconds.forget(&[tenant, function]);
+        families.cold_starts.forget(&[tenant, function]);
+    }
+
     /// One request to any other route; `route` is its pattern, never the raw path.
     pub fn api_request(&self, route: &str, method: &str, status: u16, total: Duration) {
         let families = &self.inner;
