@@ -305,6 +305,25 @@ async fn tokens_signed_by_an_identity_provider_verify_with_its_public_keys() {
             .await;
         assert_eq!((reply.status, reply.text()), (200, name.to_owned()), "{name}");
 
+        // The signature is checked: another key pair of the same kind, same kid, is refused.
+        let (forger, _) = openssl_key_pair(&folder, &format!("{kid}-forger"), &genpkey);
+        let forging_key = match algorithm {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&forger),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(&forger),
+            _ => EncodingKey::from_ed_pem(&forger),
+        }
+        .unwrap();
+        let forged = encode(&header, &claims("acme"), &forging_key).unwrap();
+        let refused = kiln
+            .request(Method::POST, "/fn/acme/echo/echo", Some(&forged), name)
+            .await;
+        assert_eq!(
+            (refused.status, refused.error_code().as_str()),
+            (401, "invalid_signature"),
+            "{name}: {}",
+            refused.text()
+        );
+
         // The algorithm is the key's, never the token's: HS256 "signed" with the public key
         // as the secret (the classic confusion attack) is refused.
         let confused = sign(Algorithm::HS256, kid, &claims("acme"), &public);

@@ -384,6 +384,16 @@ async fn live_events_reach_only_their_tenant() {
     let other = kiln.create_tenant("other").await;
     assert_eq!(kiln.upload_testbed(&acme, "hello", "").await.status, 201);
     assert_eq!(kiln.upload_testbed(&other, "secret-fn", "").await.status, 201);
+    // Finished before anyone listened: history, never sent as news.
+    let old = kiln
+        .started_instance(
+            &acme,
+            "hello",
+            serde_json::json!({"scenario": "replay", "sleep_ms": 1}),
+        )
+        .await;
+    kiln.wait_status(&acme, &old, "completed", Duration::from_secs(30))
+        .await;
     let mut events = kiln.stream("/v1/events", &acme).await;
     assert_eq!(events.status, 200);
     assert_eq!(events.headers.get("content-type").unwrap(), "text/event-stream");
@@ -419,10 +429,12 @@ async fn live_events_reach_only_their_tenant() {
     events
         .read_until("event: invocation\ndata: {", Duration::from_secs(10))
         .await;
+    // Its data (keys in order) names the function; an instance event's has `instance` next.
     events
-        .read_until(r#""function":"hello""#, Duration::from_secs(10))
+        .read_until(r#""function":"hello","status":200"#, Duration::from_secs(10))
         .await;
     assert!(!events.received.contains("secret-fn"), "{}", events.received);
+    assert!(!events.received.contains(&old), "{}", events.received);
     let refused = kiln.request(Method::GET, "/v1/events", Some("bad"), "").await;
     assert_eq!(refused.status, 401);
     kiln.finish().await;

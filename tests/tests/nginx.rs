@@ -305,16 +305,24 @@ async fn kiln_behind_the_real_nginx() {
     let invoke = cli.run(&["invoke", "over-tls", "--path", "/echo", "--data", "through nginx"]);
     assert_eq!(invoke.status.code(), Some(0), "{}", stderr(&invoke));
     assert_eq!(invoke.stdout, b"through nginx");
-    // The client chose HTTP/2 (ALPN) for both.
-    let access_log = std::fs::read_to_string(nginx.folder.join("access.log")).unwrap();
-    let cli_requests: Vec<&str> = access_log
-        .lines()
-        .filter(|line| line.contains("/over-tls"))
-        .collect();
-    assert_eq!(cli_requests.len(), 2, "{access_log}");
+    // The client chose HTTP/2 (ALPN) for both (nginx logs a request after answering it).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let cli_requests = loop {
+        let access_log = std::fs::read_to_string(nginx.folder.join("access.log")).unwrap();
+        let cli_requests: Vec<String> = access_log
+            .lines()
+            .filter(|line| line.contains("/over-tls"))
+            .map(str::to_owned)
+            .collect();
+        if cli_requests.len() == 2 {
+            break cli_requests;
+        }
+        assert!(std::time::Instant::now() < deadline, "{access_log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         cli_requests.iter().all(|line| line.contains(" HTTP/2.0\"")),
-        "{access_log}"
+        "{cli_requests:?}"
     );
 
     drop(nginx);

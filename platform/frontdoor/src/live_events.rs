@@ -27,7 +27,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// back (about 2 s of the busiest instance traffic measured), and ids already sent are
 /// skipped.
 const LOOK_BACK: i64 = 4096;
-/// Rows per poll; a full batch is followed by another poll at once.
+/// Rows per poll (more than the look-back window); a full batch is followed by another
+/// poll at once.
 const POLL_LIMIT: i64 = 5000;
 
 /// One event on its way to the tenant's subscribers.
@@ -70,8 +71,10 @@ impl LiveEvents {
         }
     }
 
-    /// Reads the newest instance event id, then subscribes, so that every instance event
-    /// after this call reaches the subscriber, even if the poller was idle until now.
+    /// Reads the newest instance event id, then subscribes, so that instance events after
+    /// this call reach the subscriber even if the poller was idle until now. (An event whose
+    /// id is older but whose transaction commits after this read still arrives, unless it
+    /// commits before an idle poller's first read, at most one poll interval later.)
     async fn subscribe(&self) -> Result<broadcast::Receiver<Arc<LiveEvent>>, ApiError> {
         let newest = self.store.last_instance_event_id().await?;
         let mut start_after = self.start_after.lock().unwrap_or_else(PoisonError::into_inner);
@@ -175,11 +178,12 @@ async fn poll_instance_events(
 ) {
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The newest id seen; the ids sent within the look-back window; and the newest id when
-    // listening began, as the first subscriber read it (older events are history, not news).
+    // The newest id seen; the ids sent (or passed over as history) within the look-back
+    // window; and, until the first read after listening began, the newest id then, as the
+    // first subscriber read it: events up to it already visible are history, not news.
     let mut last: Option<i64> = None;
     let mut sent: (HashSet<i64>, VecDeque<i64>) = (HashSet::new(), VecDeque::new());
-    let mut floor = 0;
+    let mut history_up_to = i64::MIN;
     let mut full_batch = false;
     loop {
         if !full_batch {
@@ -206,15 +210,12 @@ async fn poll_instance_events(
             None if asked == NO_START => continue,
             None => {
                 last = Some(asked);
-                floor = asked;
+                history_up_to = asked;
                 sent = (HashSet::new(), VecDeque::new());
                 asked
             }
         };
-        let events = match store
-            .instance_events_after((after - LOOK_BACK).max(floor), POLL_LIMIT)
-            .await
-        {
+        let events = match store.instance_events_after(after - LOOK_BACK, POLL_LIMIT).await {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(%error, "live events: reading instance events failed");
@@ -222,12 +223,17 @@ async fn poll_instance_events(
             }
         };
         full_batch = events.len() as i64 == POLL_LIMIT;
+        // The look-back window holds fewer ids than a batch, so this first read saw all of it.
+        let history = std::mem::replace(&mut history_up_to, i64::MIN);
         for event in events {
             last = Some(last.unwrap_or(0).max(event.id));
             if !sent.0.insert(event.id) {
                 continue;
             }
             sent.1.push_back(event.id);
+            if event.id <= history {
+                continue;
+            }
             let data = json!({
                 "time": rfc3339(event.at),
                 "instance": event.instance,
@@ -240,8 +246,8 @@ async fn poll_instance_events(
                 data,
             }));
         }
-        let floor = last.unwrap_or(0) - LOOK_BACK;
-        while sent.1.front().is_some_and(|&id| id <= floor) {
+        let forgotten = last.unwrap_or(0) - LOOK_BACK;
+        while sent.1.front().is_some_and(|&id| id <= forgotten) {
             if let Some(id) = sent.1.pop_front() {
                 sent.0.remove(&id);
             }

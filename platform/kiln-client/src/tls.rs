@@ -1,5 +1,5 @@
 //! The connector: plain HTTP, or HTTPS with rustls (ring) trusting Mozilla's roots plus, for
-//! self-signed proxies, the certificates of an extra CA file.
+//! proxies with certificates from a private CA, the certificates of an extra CA file.
 
 use std::path::Path;
 use std::sync::Arc;
