@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth::{AdminToken, Authenticator};
+use auth::{AdminToken, Authenticator, Claims};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use instances::Instances;
@@ -82,6 +82,18 @@ pub(crate) struct AppState<R> {
 }
 
 impl<R: Runner> App<R> {
+    /// The claims of the request's tenant token (any tenant's), with the tenant recorded in
+    /// the request's span.
+    pub(crate) async fn tenant_claims<B>(&self, request: &Request<B>) -> Result<Claims, ApiError> {
+        let claims = self
+            .inner
+            .auth
+            .authenticate(bearer_token(request.headers()), None)
+            .await?;
+        tracing::Span::current().record("tenant", claims.tenant.as_str());
+        Ok(claims)
+    }
+
     pub fn new(parts: AppParts<R>, config: AppConfig) -> App<R> {
         let auth = Authenticator::new(parts.store.clone());
         let events = LiveEvents::start(parts.store.clone());
@@ -197,11 +209,7 @@ impl<R: Runner> App<R> {
                 ["api", "openapi.json"] => Ok(openapi::document()),
                 ["metrics"] => Ok(health::metrics(self)),
                 ["v1", "audit"] => {
-                    let claims = self
-                        .inner
-                        .auth
-                        .authenticate(bearer_token(request.headers()), None)
-                        .await?;
+                    let claims = self.tenant_claims(&request).await?;
                     audit::list(self, Some(&claims.tenant), request.uri().query()).await
                 }
                 ["v1", "events"] => live_events::stream(self, request).await,

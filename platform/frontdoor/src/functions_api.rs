@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::audit::{Actor, record};
-use crate::body::{RequestBody, bearer_token, empty_response, json_response, parse_json, read_body, rfc3339};
+use crate::body::{RequestBody, empty_response, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
 use crate::{App, instances_api, logs_api, webhook_api};
 
@@ -22,14 +22,9 @@ where
     R: Runner,
     B: RequestBody,
 {
-    let state = &app.inner;
-    let claims = state
-        .auth
-        .authenticate(bearer_token(request.headers()), None)
-        .await?;
+    let claims = app.tenant_claims(&request).await?;
     let actor = Actor::from_claims(&claims, Actor::client_of(&request));
     let tenant = claims.tenant;
-    tracing::Span::current().record("tenant", tenant.as_str());
     // The route table already refused other methods.
     let method = request.method().clone();
     match (rest, method) {

@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 
 use crate::App;
 use crate::audit::{Actor, record};
-use crate::body::{
-    RequestBody, ResponseBody, bearer_token, json_response, parse_count, parse_json, read_body, rfc3339,
-};
+use crate::body::{RequestBody, ResponseBody, json_response, parse_count, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
 
 /// Longest idempotency key, in bytes.
@@ -36,14 +34,9 @@ where
     R: Runner,
     B: RequestBody,
 {
-    let claims = app
-        .inner
-        .auth
-        .authenticate(bearer_token(request.headers()), None)
-        .await?;
+    let claims = app.tenant_claims(&request).await?;
     let actor = Actor::from_claims(&claims, Actor::client_of(&request));
     let tenant = claims.tenant;
-    tracing::Span::current().record("tenant", tenant.as_str());
     // The route table already refused other methods.
     match rest {
         [] => list(app, &tenant, request.uri().query()).await,

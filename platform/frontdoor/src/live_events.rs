@@ -14,7 +14,7 @@ use store::Store;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::App;
-use crate::body::{RequestBody, ResponseBody, bearer_token, rfc3339, streamed_body};
+use crate::body::{RequestBody, ResponseBody, rfc3339, streamed_body};
 use crate::error::ApiError;
 
 /// Events a slow subscriber may fall behind by before it skips ahead.
@@ -117,13 +117,7 @@ where
     R: Runner,
     B: RequestBody,
 {
-    let claims = app
-        .inner
-        .auth
-        .authenticate(bearer_token(request.headers()), None)
-        .await?;
-    let tenant = claims.tenant;
-    tracing::Span::current().record("tenant", tenant.as_str());
+    let tenant = app.tenant_claims(&request).await?.tenant;
     let mut events = app.inner.events.subscribe().await?;
     let closing = app.inner.closing.clone();
     let (chunks, body) = mpsc::channel::<Bytes>(64);
