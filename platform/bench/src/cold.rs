@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::Method;
-use sandbox::{ContainerSpec, Sandbox};
+use sandbox::{ContainerSpec, ProcessSpec, Sandbox};
 
 use crate::kiln_client::KilnTarget;
 use crate::stats::{ms, summarize};
@@ -105,10 +105,13 @@ fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
         runtime_dir,
         stdout_path: work.join("raw.log"),
         stderr_path: work.join("raw.log"),
-        env: vec![
-            "PATH=/".into(),
-            "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into(),
-        ],
+        process: ProcessSpec {
+            env: vec![
+                "PATH=/".into(),
+                "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into(),
+            ],
+            ..ProcessSpec::executable()
+        },
         memory_bytes: 128 << 20,
         cpu_shares: 1024,
         cpu_quota_us: None,

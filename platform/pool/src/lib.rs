@@ -14,10 +14,9 @@ mod lifecycle;
 mod logs;
 mod pool;
 mod runtime_api;
-mod target;
 
 pub use dispatcher::{Dispatcher, DispatcherConfig, PoolFigures};
 pub use durable::{DurableCall, DurableError, DurableFuture, DurableReply, DurableSession};
 pub use invocation::{FunctionResponse, Invocation, InvokeError, InvokeOutcome, Runner, StartPhases};
 pub use logs::{Attribution, FunctionLogs, LogLine};
-pub use target::{FunctionLimits, FunctionTarget};
+pub use kiln_types::{FunctionLimits, FunctionTarget, ProcessSpec};

@@ -176,21 +176,28 @@ impl Dispatcher {
         capture: &Capture,
     ) -> ContainerSpec {
         let limits = &target.limits;
-        let mut env = vec![
-            "PATH=/".to_owned(),
-            "KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".to_owned(),
-            format!("KILN_TENANT={}", target.tenant),
-            format!("KILN_FUNCTION={}", target.function),
-            format!("KILN_VERSION={}", target.version),
+        let kiln_env = [
+            ("KILN_RUNTIME_SOCKET", "/run/kiln/runtime.sock".to_owned()),
+            ("KILN_TENANT", target.tenant.clone()),
+            ("KILN_FUNCTION", target.function.clone()),
+            ("KILN_VERSION", target.version.to_string()),
         ];
-        env.extend(limits.env.iter().map(|(key, value)| format!("{key}={value}")));
+        let mut process = target.process.clone();
+        for (key, value) in kiln_env.iter().map(|(key, value)| (*key, value.as_str())).chain(
+            limits
+                .env
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str())),
+        ) {
+            set_variable(&mut process.env, key, value);
+        }
         ContainerSpec {
             id: id.to_owned(),
             rootfs: target.rootfs.clone(),
             runtime_dir,
             stdout_path: capture.stdout.clone(),
             stderr_path: capture.stderr.clone(),
-            env,
+            process,
             memory_bytes: limits.memory_bytes,
             cpu_shares: limits.cpu_shares,
             cpu_quota_us: limits.cpu_quota_us,
@@ -321,4 +328,31 @@ fn bind_runtime_socket(runtime_dir: &std::path::Path) -> std::io::Result<UnixLis
     let listener = UnixListener::bind(runtime_dir.join("runtime.sock"))?;
     std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o555))?;
     Ok(listener)
+}
+
+/// Sets `key` in a `KEY=VALUE` list: replaces the image's value where it has one, so the
+/// function's settings and Kiln's own variables win, and appends it otherwise.
+fn set_variable(env: &mut Vec<String>, key: &str, value: &str) {
+    let pair = format!("{key}={value}");
+    match env
+        .iter_mut()
+        .find(|entry| entry.split_once('=').is_some_and(|(name, _)| name == key))
+    {
+        Some(entry) => *entry = pair,
+        None => env.push(pair),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_variable;
+
+    #[test]
+    fn settings_replace_image_variables_and_add_new_ones() {
+        let mut env = vec!["PATH=/usr/bin".to_owned(), "GREETING=image".to_owned(), "EMPTY=".to_owned()];
+        set_variable(&mut env, "GREETING", "settings");
+        set_variable(&mut env, "KILN_TENANT", "acme");
+        set_variable(&mut env, "EMPTY", "now=set");
+        assert_eq!(env, ["PATH=/usr/bin", "GREETING=settings", "EMPTY=now=set", "KILN_TENANT=acme"]);
+    }
 }

@@ -294,6 +294,7 @@ mod tests {
             version: 1,
             digest: "d".into(),
             rootfs: "/nowhere".into(),
+            process: crate::ProcessSpec::executable(),
             limits,
         }))
     }

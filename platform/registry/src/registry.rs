@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pool::FunctionTarget;
+use kiln_types::{FunctionTarget, ProcessSpec};
 use store::{FunctionRecord, NewVersion, Store, VersionRecord, VersionSelector};
 
 use crate::blobs::BlobStore;
@@ -163,6 +163,7 @@ impl Registry {
             version: version.version,
             digest: version.digest.clone(),
             rootfs: self.blobs.rootfs_path(&version.digest),
+            process: ProcessSpec::executable(),
             limits: FunctionSettings::from_stored(&version.settings).limits(),
         }
     }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use pool::FunctionLimits;
+use kiln_types::FunctionLimits;
 use serde::{Deserialize, Serialize};
 
 use crate::RegistryError;

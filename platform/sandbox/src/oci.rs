@@ -4,8 +4,6 @@ use serde_json::{Value, json};
 
 use crate::ContainerSpec;
 
-/// Where the function's executable sits inside its root file system.
-pub const FUNCTION_PATH: &str = "/function";
 /// Where the runtime socket folder is mounted inside the container.
 pub const RUNTIME_MOUNT: &str = "/run/kiln";
 
@@ -79,14 +77,19 @@ pub fn config_json(spec: &ContainerSpec) -> Value {
         cpu["period"] = json!(100_000);
     }
     let no_capabilities: Vec<String> = Vec::new();
+    let process = &spec.process;
     json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": [FUNCTION_PATH],
-            "env": spec.env,
-            "cwd": "/",
+            "user": {
+                "uid": process.uid,
+                "gid": process.gid,
+                "additionalGids": process.additional_gids,
+            },
+            "args": process.args,
+            "env": process.env,
+            "cwd": process.cwd,
             "capabilities": {
                 "bounding": no_capabilities,
                 "effective": no_capabilities,
@@ -138,6 +141,7 @@ pub fn config_json(spec: &ContainerSpec) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ProcessSpec;
 
     fn spec(network: bool) -> ContainerSpec {
         ContainerSpec {
@@ -146,7 +150,10 @@ mod tests {
             runtime_dir: "/data/run/c1".into(),
             stdout_path: "/data/logs/c1.out".into(),
             stderr_path: "/data/logs/c1.err".into(),
-            env: vec!["A=1".into()],
+            process: ProcessSpec {
+                env: vec!["A=1".into()],
+                ..ProcessSpec::executable()
+            },
             memory_bytes: 64 << 20,
             cpu_shares: 512,
             cpu_quota_us: Some(50_000),

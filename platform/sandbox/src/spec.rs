@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub use kiln_types::ProcessSpec;
 use serde::{Deserialize, Serialize};
 
 /// One container: a function's read-only root, its private runtime socket folder and limits.
@@ -17,8 +18,8 @@ pub struct ContainerSpec {
     pub stdout_path: PathBuf,
     /// Where the function's stderr goes.
     pub stderr_path: PathBuf,
-    /// `KEY=VALUE` pairs for the function process.
-    pub env: Vec<String>,
+    /// The function process: its arguments, full environment, directory and user.
+    pub process: ProcessSpec,
     pub memory_bytes: i64,
     pub cpu_shares: u64,
     /// CFS quota per 100 ms period; `None` leaves CPU time unbounded (shares still apply).

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sandbox::{ContainerSpec, Sandbox};
+use sandbox::{ContainerSpec, ProcessSpec, Sandbox};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -61,7 +61,7 @@ async fn run_all() {
 
     // 3. A function that exits on its own is reported and cleaned up by the sandbox.
     let mut spec = container_spec(&work, &rootfs, "kt-exit");
-    spec.env.push("MODE=exit".into());
+    spec.process.env.push("MODE=exit".into());
     sandbox.create(spec).await.expect("create exiting container");
     let exit = tokio::time::timeout(Duration::from_secs(10), exits.recv())
         .await
@@ -98,7 +98,10 @@ fn container_spec(work: &Path, rootfs: &Path, id: &str) -> ContainerSpec {
         runtime_dir,
         stdout_path: work.join(format!("{id}.log")),
         stderr_path: work.join(format!("{id}.log")),
-        env: vec!["PATH=/bin".into()],
+        process: ProcessSpec {
+            env: vec!["PATH=/bin".into()],
+            ..ProcessSpec::executable()
+        },
         memory_bytes: 32 << 20,
         cpu_shares: 512,
         cpu_quota_us: None,
