@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Measures Kiln's figures side by side with their baselines and prints Markdown tables:
 # warm invocation overhead vs direct socket calls, cold invocations vs raw youki
-# create+start, kilnd's idle memory and its memory per warm container, durable checkpoint
-# round trips, and wake-ups of many sleeping instances.
-# Usage: scripts/bench.sh [warm|cold|rss|checkpoints|wakes|all]   (needs root; builds in release mode)
+# create+start, image uploads and cold starts of the Python example image vs raw youki,
+# kilnd's idle memory and its memory per warm container, durable checkpoint round trips,
+# and wake-ups of many sleeping instances.
+# Usage: scripts/bench.sh [warm|cold|images|rss|checkpoints|wakes|all]   (needs root; builds in release mode)
 # Knobs: BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_RUNS, BENCH_CHECKPOINT_INSTANCES,
 # BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS.
 set -euo pipefail
@@ -16,6 +17,12 @@ database_url="$(kiln_database_url)"
 say "building (release)"
 cargo build --release -p kilnd -p bench >&2
 testbed="$(scripts/build-function.sh testbed)"
+if [ "$which" = images ] || [ "$which" = all ]; then
+  say "building the example images"
+  built_images="$(scripts/build-image.sh python-hello node-hello)"
+  cold_image="$(grep python-hello <<<"$built_images")"
+  upload_image="$(grep node-hello <<<"$built_images")"
+fi
 kilnd="$KILN_ROOT/target/release/kilnd"
 bench="$KILN_ROOT/target/release/kiln-bench"
 
@@ -90,6 +97,13 @@ if [ "$which" = cold ] || [ "$which" = all ]; then
   echo "### Cold invocations"
   echo
   "$bench" cold "${target[@]}" --kilnd "$kilnd" --runs "${BENCH_RUNS:-30}"
+  echo
+fi
+if [ "$which" = images ] || [ "$which" = all ]; then
+  echo "### Container images"
+  echo
+  "$bench" images "${target[@]}" --kilnd "$kilnd" --pid "$kilnd_pid" --runs "${BENCH_RUNS:-30}" \
+    --upload-image "$upload_image" --cold-image "$cold_image"
   echo
 fi
 if [ "$which" = checkpoints ] || [ "$which" = all ]; then

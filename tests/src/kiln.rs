@@ -40,6 +40,15 @@ pub fn function_path(name: &str) -> PathBuf {
     testbed_path().with_file_name(name)
 }
 
+/// An example image archive built by `scripts/build-image.sh` (`format`: `oci` or `docker`):
+/// under `KILN_IMAGES`, else this workspace's `target/images`.
+pub fn image_path(example: &str, format: &str) -> PathBuf {
+    std::env::var_os("KILN_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/images"))
+        .join(format!("{example}.{format}.tar"))
+}
+
 /// The kilnd executable under test.
 pub fn kilnd_path() -> PathBuf {
     std::env::var_os("KILND_BIN")

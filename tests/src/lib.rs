@@ -2,7 +2,8 @@
 //! PostgreSQL database and data folder, and talks to it over HTTP.
 //!
 //! Inputs from the environment (set by `scripts/test.sh`): `DATABASE_URL` (a role that may
-//! create databases), `KILND_BIN` and `KILN_TESTBED` (default: this workspace's build outputs).
+//! create databases), `KILND_BIN`, `KILN_TESTBED` and `KILN_IMAGES` (default: this workspace's
+//! build outputs).
 
 mod client;
 mod instances;
@@ -10,5 +11,6 @@ mod kiln;
 
 pub use client::{Reply, Streaming};
 pub use kiln::{
-    ADMIN_TOKEN, Kiln, TestDatabase, function_path, kiln_cli_path, kilnd_path, tenant_secret, testbed_path,
+    ADMIN_TOKEN, Kiln, TestDatabase, function_path, image_path, kiln_cli_path, kilnd_path, tenant_secret,
+    testbed_path,
 };

@@ -96,6 +96,7 @@ async fn harness() -> Harness {
         RegistryConfig {
             upload_limit: 64 << 20,
             allow_network: false,
+            images: Default::default(),
         },
     )
     .unwrap();

@@ -203,7 +203,7 @@ fn error_message(response: &HttpResponse) -> String {
 
 /// Whole milliseconds, rounded up so a sleep never ends early.
 fn whole_ms(duration: Duration) -> u64 {
-    let ms = duration.as_millis() + u128::from(duration.subsec_nanos() % 1_000_000 != 0);
+    let ms = duration.as_millis() + u128::from(!duration.subsec_nanos().is_multiple_of(1_000_000));
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 

@@ -10,7 +10,7 @@ use http::Method;
 use sandbox::{ContainerSpec, ProcessSpec, Sandbox};
 
 use crate::kiln_client::KilnTarget;
-use crate::stats::{ms, summarize};
+use crate::stats::print_comparison;
 
 pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -> anyhow::Result<()> {
     let work = std::env::temp_dir().join(format!("kiln-bench-cold-{}", std::process::id()));
@@ -57,22 +57,13 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
     sandbox.shutdown().await?;
     let _ = std::fs::remove_dir_all(&work);
 
-    let raw = summarize(raw);
-    let cold = summarize(through);
-    println!("| measure ({runs} runs) | raw youki create+start | cold invocation through kilnd | ratio |");
-    println!("|---|---|---|---|");
-    for (name, raw, cold) in [
-        ("p50", raw.p50, cold.p50),
-        ("p99", raw.p99, cold.p99),
-        ("mean", raw.mean, cold.mean),
-    ] {
-        println!(
-            "| {name} | {} | {} | {:.2}× |",
-            ms(raw),
-            ms(cold),
-            cold.as_secs_f64() / raw.as_secs_f64()
-        );
-    }
+    print_comparison(
+        &format!("measure ({runs} runs)"),
+        "raw youki create+start",
+        "cold invocation through kilnd",
+        raw,
+        through,
+    );
     Ok(())
 }
 

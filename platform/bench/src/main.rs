@@ -3,6 +3,8 @@
 //! - `warm`: invocations through a running kilnd vs the same function called directly on
 //!   its runtime socket (no front door, auth, registry or pool);
 //! - `cold`: first invocations of fresh functions vs raw youki create+start of the same bundle;
+//! - `images`: uploading an image archive (rate, kilnd's memory meanwhile), and cold
+//!   invocations of an image function vs raw youki create+start of the same image root;
 //! - `rss`: resident memory of kilnd and its sandbox process;
 //! - `checkpoints`: durable checkpoint round trips and rate;
 //! - `sleepers`: many sleeping instances with spread wake times (their wake-ups are read
@@ -13,6 +15,7 @@
 mod cold;
 mod direct;
 mod durable;
+mod images;
 mod kiln_client;
 mod stats;
 mod warm;
@@ -22,6 +25,7 @@ use anyhow::{Context, bail};
 const USAGE: &str = "usage:
   kiln-bench warm --url URL --token JWT --tenant T --testbed PATH [--requests N] [--concurrency C] [--seconds S]
   kiln-bench cold --url URL --token JWT --tenant T --testbed PATH --kilnd PATH [--runs N]
+  kiln-bench images --url URL --token JWT --tenant T --upload-image ARCHIVE --cold-image ARCHIVE --kilnd PATH --pid KILND_PID [--runs N]
   kiln-bench rss --pid PID
   kiln-bench checkpoints --url URL --token JWT --tenant T --testbed PATH [--instances C] [--count N]
   kiln-bench sleepers --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--count N] [--concurrency C] [--lead-seconds S] [--spread-seconds S]";
@@ -60,6 +64,20 @@ async fn main() -> anyhow::Result<()> {
             let testbed = required("--testbed")?;
             let kilnd = required("--kilnd")?;
             cold::run(&target, testbed.as_ref(), kilnd.as_ref(), number("--runs", 30)?).await
+        }
+        "images" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            let (upload_image, cold_image) = (required("--upload-image")?, required("--cold-image")?);
+            let (kilnd, pid) = (required("--kilnd")?, required("--pid")?);
+            let bench = images::ImageBench {
+                upload_image: upload_image.as_ref(),
+                cold_image: cold_image.as_ref(),
+                kilnd: kilnd.as_ref(),
+                kilnd_pid: &pid,
+                runs: number("--runs", 30)?,
+            };
+            images::run(&target, &bench).await
         }
         "checkpoints" => {
             let target =

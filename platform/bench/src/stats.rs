@@ -22,6 +22,31 @@ pub fn summarize(mut samples: Vec<Duration>) -> Summary {
     }
 }
 
+/// A Markdown table of a baseline's and Kiln's latencies side by side, with their ratio.
+pub fn print_comparison(
+    caption: &str,
+    baseline: &str,
+    kiln: &str,
+    baseline_samples: Vec<Duration>,
+    kiln_samples: Vec<Duration>,
+) {
+    let (base, ours) = (summarize(baseline_samples), summarize(kiln_samples));
+    println!("| {caption} | {baseline} | {kiln} | ratio |");
+    println!("|---|---|---|---|");
+    for (label, base, ours) in [
+        ("p50", base.p50, ours.p50),
+        ("p99", base.p99, ours.p99),
+        ("mean", base.mean, ours.mean),
+    ] {
+        println!(
+            "| {label} | {} | {} | {:.2}× |",
+            ms(base),
+            ms(ours),
+            ours.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+}
+
 pub fn ms(duration: Duration) -> String {
     format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use instances::InstanceError;
 use pool::InvokeError;
-use registry::RegistryError;
+use registry::{ImageError, RegistryError};
 use store::StoreError;
 
 /// An error on its way to the client: status, stable code, safe message.
@@ -125,6 +125,19 @@ impl From<RegistryError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "upload_too_large",
                 format!("executables are limited to {limit} bytes"),
+            ),
+            RegistryError::Image(error) => {
+                let status = match &error {
+                    ImageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    ImageError::Io(cause) => return ApiError::internal(cause),
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, error.code(), error.to_string())
+            }
+            error @ RegistryError::ImageNotOnThisNode(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "image_unavailable",
+                error.to_string(),
             ),
             RegistryError::Store(error) => error.into(),
             RegistryError::Io(error) => ApiError::internal(&error),

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::audit::{Actor, record};
 use crate::body::{RequestBody, empty_response, json_response, parse_json, read_body, rfc3339};
 use crate::error::ApiError;
+use crate::upload_body::{UploadKind, stage_body};
 use crate::{App, instances_api, logs_api, webhook_api};
 
 /// `rest` holds the path segments after `/v1/functions`.
@@ -64,22 +65,57 @@ where
     tracing::Span::current().record("function", name);
     registry::validate_name("function name", name)?;
     let settings = FunctionSettings::from_query(request.uri().query())?;
-    let (_, executable) = read_body(request, state.config.upload_limit)
-        .await
-        .map_err(|mut error| {
-            if error.status == StatusCode::PAYLOAD_TOO_LARGE {
-                error.code = "upload_too_large";
-                error.message = format!("executables are limited to {} bytes", state.config.upload_limit);
+    let image = registry::image_reference(request.uri().query());
+    let registry = &state.registry;
+    let executable_limit = state.config.upload_limit as u64;
+    let image_limit = registry.image_archive_limit();
+    let staged = registry.stage_upload();
+    let (length, kind) = stage_body(request, staged.path(), executable_limit.max(image_limit), || {
+        format!("executables are limited to {executable_limit} bytes, image archives to {image_limit} bytes")
+    })
+    .await?;
+    let version = match kind {
+        UploadKind::ImageArchive => {
+            registry
+                .upload_image(tenant, name, staged, image, &settings)
+                .await?
+        }
+        UploadKind::Empty => {
+            return Err(ApiError::bad_request(
+                "empty_upload",
+                "the body is empty: send a static executable, an oci-archive or a docker-archive \
+                 (pulling ?image= from a registry is not supported yet)",
+            ));
+        }
+        UploadKind::Executable | UploadKind::Unknown => {
+            if image.is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid_setting",
+                    "image= chooses an image of an archive, but the body is not a tar archive",
+                ));
             }
-            error
-        })?;
-    let version = state.registry.upload(tenant, name, executable, &settings).await?;
+            if length > executable_limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "upload_too_large",
+                    format!("executables are limited to {executable_limit} bytes"),
+                ));
+            }
+            let executable = tokio::fs::read(staged.path())
+                .await
+                .map_err(|error| ApiError::internal(&error))?;
+            drop(staged);
+            registry
+                .upload(tenant, name, executable.into(), &settings)
+                .await?
+        }
+    };
     tracing::info!(tenant, function = name, version = version.version, digest = %version.digest, "function uploaded");
     // The new version becomes the current one: its min_warm containers start, older
     // versions' pools close.
     state
         .runner
-        .prewarm(std::sync::Arc::new(state.registry.target(&version)));
+        .prewarm(std::sync::Arc::new(state.registry.target(&version)?));
     let details =
         json!({"version": version.version, "digest": version.digest, "size_bytes": version.size_bytes});
     record(app, actor, "function.upload", name, details).await;
@@ -171,11 +207,20 @@ fn function_json(tenant: &str, function: &FunctionRecord) -> Value {
 }
 
 fn version_json(version: &VersionRecord) -> Value {
-    json!({
+    let mut body = json!({
         "version": version.version,
+        "kind": if version.image.is_some() { "image" } else { "executable" },
         "digest": version.digest,
         "size_bytes": version.size_bytes,
         "settings": version.settings,
         "created_at": rfc3339(version.created_at),
-    })
+    });
+    if let Some(image) = &version.image {
+        body["image"] = json!({
+            "reference": image["reference"],
+            "layers": image["layers"].as_array().map_or(0, Vec::len),
+            "process": image["process"],
+        });
+    }
+    body
 }

@@ -20,6 +20,7 @@ mod logs_api;
 mod openapi;
 mod routes;
 mod server;
+mod upload_body;
 mod webhook_api;
 mod webhook_cache;
 

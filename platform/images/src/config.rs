@@ -60,6 +60,14 @@ impl ImageConfig {
         Ok(config)
     }
 
+    /// The image's Entrypoint alone (a function's `cmd=` setting replaces only its Cmd).
+    pub(crate) fn entrypoint(&self) -> Vec<String> {
+        self.config
+            .as_ref()
+            .and_then(|config| config.entrypoint.clone())
+            .unwrap_or_default()
+    }
+
     /// `sha256:<hex>` of each layer once decompressed, lowest first.
     pub(crate) fn diff_ids(&self) -> &[String] {
         &self.rootfs.diff_ids

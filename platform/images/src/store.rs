@@ -54,6 +54,8 @@ pub struct StoredImage {
     /// The reference the image was chosen by or carried in its archive, if any.
     pub reference: Option<String>,
     pub process: ProcessSpec,
+    /// The image's Entrypoint alone: `process.args` is it followed by the image's Cmd.
+    pub entrypoint: Vec<String>,
     /// Hex diff ids, lowest first.
     pub layers: Vec<String>,
     /// The sum of its file sizes once unpacked.
@@ -72,7 +74,8 @@ pub struct ImageStore {
 }
 
 impl ImageStore {
-    /// Opens (creating it if needed) the store under `folder`, removing pieces a crash left.
+    /// Opens (creating it if needed) the store under `folder`, removing pieces a crash left:
+    /// partial pieces, roots whose record is gone, and layers no record names.
     pub fn open(folder: &Path, limits: ImageLimits) -> io::Result<ImageStore> {
         let store = ImageStore {
             layers: folder.join("layers"),
@@ -91,6 +94,13 @@ impl ImageStore {
                 }
             }
         }
+        for entry in fs::read_dir(&store.roots)? {
+            let digest = entry?.file_name().to_string_lossy().into_owned();
+            if !store.records.join(format!("{digest}.json")).exists() {
+                store.remove(&digest)?;
+            }
+        }
+        store.remove_unused_layers()?;
         Ok(store)
     }
 
@@ -211,6 +221,7 @@ impl ImageStore {
             digest: digest.to_owned(),
             reference,
             process: config.process(&root)?,
+            entrypoint: config.entrypoint(),
             layers: layers.iter().map(|(diff_id, _)| diff_id.clone()).collect(),
             rootfs_bytes,
         };

@@ -31,6 +31,7 @@ fn base_layer(compression: Compression) -> support::Layer {
             Entry::File("old/x", b"x", 0o644),
             Entry::File("bin/setuid", b"s", 0o4755),
             Entry::Fifo("bin/fifo"),
+            Entry::CharDevice("bin/mem"),
             Entry::Symlink("bin/sh", "tool".to_owned()),
         ],
         compression,
@@ -91,6 +92,7 @@ fn layers_merge_with_whiteouts_opaque_folders_and_replacements() {
         Path::new("tool")
     );
     assert!(!root.join("bin/fifo").exists(), "FIFOs are skipped");
+    assert!(!root.join("bin/mem").exists(), "device nodes are skipped");
     assert!(!root.join(".wh.old").exists() && !root.join("data/.wh..wh..opq").exists());
     let setuid = std::fs::metadata(root.join("bin/setuid")).unwrap();
     assert_eq!(setuid.permissions().mode() & 0o7777, 0o755, "setuid dropped");
@@ -432,4 +434,92 @@ fn read_members(archive: &Path) -> Vec<(String, Vec<u8>)> {
         members.push((name, bytes));
     }
     members
+}
+
+#[test]
+fn a_gzip_bomb_stops_at_the_unpacked_limit() {
+    let scratch = Scratch::new("bomb");
+    let zeros: &'static [u8] = Box::leak(vec![0u8; 64 << 20].into_boxed_slice());
+    let bomb = layer(&[Entry::File("zeros", zeros, 0o644)], Compression::Gzip);
+    assert!(
+        bomb.blob.len() < 1 << 20,
+        "64 MiB of zeros compress to {} bytes",
+        bomb.blob.len()
+    );
+    let image = TestImage {
+        reference: "bomb",
+        config: config(&[&bomb], json!({"Cmd": ["/x"]})),
+        layers: vec![&bomb],
+    };
+    let archive = oci_archive(&scratch.0, &[image]);
+    let limits = ImageLimits {
+        max_rootfs_bytes: 8 << 20,
+        ..ImageLimits::default()
+    };
+    let store = ImageStore::open(&scratch.0.join("store"), limits).unwrap();
+    let error = store.ingest(&archive, None).unwrap_err();
+    assert_eq!(error.code(), "image_too_large", "{error}");
+    assert_empty(&scratch);
+}
+
+#[test]
+fn too_many_files_are_refused() {
+    let scratch = Scratch::new("many");
+    let names: Vec<&'static str> = (0..300)
+        .map(|n| &*Box::leak(format!("f{n}").into_boxed_str()))
+        .collect();
+    let entries: Vec<Entry> = names.iter().map(|name| Entry::File(name, b"", 0o644)).collect();
+    let many = layer(&entries, Compression::Gzip);
+    let image = TestImage {
+        reference: "many",
+        config: config(&[&many], json!({"Cmd": ["/x"]})),
+        layers: vec![&many],
+    };
+    let archive = oci_archive(&scratch.0, &[image]);
+    let limits = ImageLimits {
+        max_entries: 200,
+        ..ImageLimits::default()
+    };
+    let store = ImageStore::open(&scratch.0.join("store"), limits).unwrap();
+    let error = store.ingest(&archive, None).unwrap_err();
+    assert_eq!(error.code(), "image_too_large", "{error}");
+    assert!(error.to_string().contains("too many files"), "{error}");
+    assert_empty(&scratch);
+}
+
+#[test]
+fn pieces_left_by_a_crash_are_removed_when_the_store_opens() {
+    let scratch = Scratch::new("crash");
+    let base = base_layer(Compression::Gzip);
+    let image = TestImage {
+        reference: "app",
+        config: config(&[&base], app_process()),
+        layers: vec![&base],
+    };
+    let store = open(&scratch);
+    let kept = store.ingest(&oci_archive(&scratch.0, &[image]), None).unwrap();
+    drop(store);
+    // What a kill -9 in the middle of an unpack, a root build or a record write leaves.
+    for partial in ["layers/.partial-abc-1-0/etc", "roots/.partial-def-1-1/bin"] {
+        std::fs::create_dir_all(scratch.0.join("store").join(partial)).unwrap();
+    }
+    std::fs::write(scratch.0.join("store/records/.partial-def-1-2"), b"{").unwrap();
+    // ... and in the middle of removing an image: its record gone, its root and layer not yet.
+    std::fs::create_dir_all(scratch.0.join("store/roots/0123/etc")).unwrap();
+    std::fs::create_dir_all(scratch.0.join("store/layers/4567/etc")).unwrap();
+    let store = open(&scratch);
+    for dir in ["layers", "roots", "records"] {
+        let names = tree(&scratch.0.join("store").join(dir));
+        assert!(
+            names.iter().all(|name| !name.contains(".partial-")
+                && !name.starts_with("0123")
+                && !name.starts_with("4567")),
+            "{dir}: {names:?}"
+        );
+    }
+    assert!(store.contains(&kept.digest), "finished images survive");
+    assert_eq!(
+        std::fs::read(store.root_path(&kept.digest).join("etc/passwd")).unwrap(),
+        PASSWD
+    );
 }

@@ -26,6 +26,10 @@ pub enum Database {
 pub struct Limits {
     pub body_bytes: usize,
     pub upload_bytes: usize,
+    /// Largest container image archive an upload may be.
+    pub image_archive_bytes: u64,
+    /// Largest a container image may be once unpacked (the sum of its file sizes).
+    pub image_rootfs_bytes: u64,
     pub response_bytes: usize,
     /// Callers that may wait per function version once it is at max concurrency.
     pub queue_limit: usize,
@@ -43,6 +47,8 @@ impl Default for Limits {
         Limits {
             body_bytes: 6 << 20,
             upload_bytes: 64 << 20,
+            image_archive_bytes: 1 << 30,
+            image_rootfs_bytes: 4 << 30,
             response_bytes: 6 << 20,
             queue_limit: 100,
             queue_timeout: Duration::from_secs(10),

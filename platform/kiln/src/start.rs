@@ -11,7 +11,7 @@ use auth::AdminToken;
 use frontdoor::{App, AppConfig, AppParts, ServerConfig};
 use instances::{Instances, InstancesConfig};
 use pool::{Dispatcher, DispatcherConfig, FunctionLogs};
-use registry::{Registry, RegistryConfig};
+use registry::{ImageLimits, Registry, RegistryConfig};
 use sandbox::Sandbox;
 use store::{Store, StoreConfig};
 use telemetry::Metrics;
@@ -68,6 +68,11 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
         RegistryConfig {
             upload_limit: limits.upload_bytes,
             allow_network: settings.allow_network,
+            images: ImageLimits {
+                max_archive_bytes: limits.image_archive_bytes,
+                max_rootfs_bytes: limits.image_rootfs_bytes,
+                ..ImageLimits::default()
+            },
         },
     )
     .with_context(|| format!("opening the function store in {}", data_dir.display()))?;

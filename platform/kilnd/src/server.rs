@@ -20,6 +20,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .limits(Limits {
             body_bytes: config.body_limit,
             upload_bytes: config.upload_limit,
+            image_archive_bytes: config.image_archive_limit as u64,
+            image_rootfs_bytes: config.image_rootfs_limit as u64,
             response_bytes: config.response_limit,
             queue_limit: config.queue_limit,
             queue_timeout: config.queue_timeout,

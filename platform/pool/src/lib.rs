@@ -18,5 +18,5 @@ mod runtime_api;
 pub use dispatcher::{Dispatcher, DispatcherConfig, PoolFigures};
 pub use durable::{DurableCall, DurableError, DurableFuture, DurableReply, DurableSession};
 pub use invocation::{FunctionResponse, Invocation, InvokeError, InvokeOutcome, Runner, StartPhases};
-pub use logs::{Attribution, FunctionLogs, LogLine};
 pub use kiln_types::{FunctionLimits, FunctionTarget, ProcessSpec};
+pub use logs::{Attribution, FunctionLogs, LogLine};

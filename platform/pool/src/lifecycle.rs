@@ -325,7 +325,10 @@ impl Dispatcher {
 fn bind_runtime_socket(runtime_dir: &std::path::Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(runtime_dir)?;
-    let listener = UnixListener::bind(runtime_dir.join("runtime.sock"))?;
+    let socket = runtime_dir.join("runtime.sock");
+    let listener = UnixListener::bind(&socket)?;
+    // An image may run its function as any user: the socket is that container's alone.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))?;
     std::fs::set_permissions(runtime_dir, std::fs::Permissions::from_mode(0o555))?;
     Ok(listener)
 }
@@ -349,10 +352,22 @@ mod tests {
 
     #[test]
     fn settings_replace_image_variables_and_add_new_ones() {
-        let mut env = vec!["PATH=/usr/bin".to_owned(), "GREETING=image".to_owned(), "EMPTY=".to_owned()];
+        let mut env = vec![
+            "PATH=/usr/bin".to_owned(),
+            "GREETING=image".to_owned(),
+            "EMPTY=".to_owned(),
+        ];
         set_variable(&mut env, "GREETING", "settings");
         set_variable(&mut env, "KILN_TENANT", "acme");
         set_variable(&mut env, "EMPTY", "now=set");
-        assert_eq!(env, ["PATH=/usr/bin", "GREETING=settings", "EMPTY=now=set", "KILN_TENANT=acme"]);
+        assert_eq!(
+            env,
+            [
+                "PATH=/usr/bin",
+                "GREETING=settings",
+                "EMPTY=now=set",
+                "KILN_TENANT=acme"
+            ]
+        );
     }
 }

@@ -12,6 +12,13 @@ pub enum RegistryError {
     TooLarge { limit: usize },
     #[error("{0}")]
     InvalidSetting(String),
+    #[error(transparent)]
+    Image(#[from] images::ImageError),
+    #[error(
+        "image {0} is not on this node: images stay on the node they were uploaded through \
+         (upload it through this node too, or route its invocations to that node)"
+    )]
+    ImageNotOnThisNode(String),
     #[error("storing the executable failed: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use images::{ImageLimits, ImageStore};
 use kiln_types::{FunctionTarget, ProcessSpec};
 use store::{FunctionRecord, NewVersion, Store, VersionRecord, VersionSelector};
 
 use crate::blobs::BlobStore;
 use crate::elf::check_executable;
+use crate::image_upload::{ImageVersion, Staging};
 use crate::{FunctionSettings, RegistryError, validate_name};
 
 /// How long a resolved name is reused before PostgreSQL is asked again; bounds how long
@@ -23,6 +25,8 @@ pub struct RegistryConfig {
     pub upload_limit: usize,
     /// Whether functions may ask for `network=true` (they then share the host's network).
     pub allow_network: bool,
+    /// What one container image may be, as an archive and unpacked.
+    pub images: ImageLimits,
 }
 
 /// Recently resolved targets (or "no such function") by tenant, function and selector,
@@ -31,9 +35,11 @@ type ResolveCache = HashMap<(String, String, VersionSelector), (Instant, Option<
 
 #[derive(Clone)]
 pub struct Registry {
-    store: Store,
+    pub(crate) store: Store,
     blobs: BlobStore,
-    config: RegistryConfig,
+    pub(crate) images: Arc<ImageStore>,
+    pub(crate) staging: Arc<Staging>,
+    pub(crate) config: RegistryConfig,
     cache: Arc<Mutex<ResolveCache>>,
 }
 
@@ -42,6 +48,8 @@ impl Registry {
         Ok(Registry {
             store,
             blobs: BlobStore::open(data_dir)?,
+            images: Arc::new(ImageStore::open(&data_dir.join("images"), config.images.clone())?),
+            staging: Arc::new(Staging::open(&data_dir.join("uploads"))?),
             config,
             cache: Arc::default(),
         })
@@ -77,11 +85,10 @@ impl Registry {
             });
         }
         check_executable(&executable).map_err(RegistryError::NotExecutable)?;
-        if settings.network && !self.config.allow_network {
+        self.check_network(settings)?;
+        if !settings.cmd.is_empty() {
             return Err(RegistryError::InvalidSetting(
-                "network=true is not allowed on this Kiln: functions with network share the host's network, \
-                 so the operator must enable it with KILN_ALLOW_NETWORK=true"
-                    .into(),
+                "cmd= replaces an image's Cmd; an executable function is started without arguments".into(),
             ));
         }
         let size_bytes = executable.len() as i64;
@@ -100,8 +107,9 @@ impl Registry {
             digest: digest.clone(),
             size_bytes,
             settings: serde_json::to_value(settings).expect("settings serialise"),
+            image: None,
         };
-        match self.store.insert_version(&new, &stored).await {
+        match self.store.insert_version(&new, Some(&stored)).await {
             Ok(record) => {
                 self.forget(tenant, name);
                 Ok(record)
@@ -113,6 +121,25 @@ impl Registry {
                 Err(error.into())
             }
         }
+    }
+
+    pub(crate) fn check_network(&self, settings: &FunctionSettings) -> Result<(), RegistryError> {
+        if settings.network && !self.config.allow_network {
+            return Err(RegistryError::InvalidSetting(
+                "network=true is not allowed on this Kiln: functions with network share the host's network, \
+                 so the operator must enable it with KILN_ALLOW_NETWORK=true"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets cached resolutions of `tenant/name` after it changed.
+    pub(crate) fn forget(&self, tenant: &str, name: &str) {
+        self.cache
+            .lock()
+            .expect("resolve cache lock")
+            .retain(|(cached_tenant, cached_name, _), _| !(cached_tenant == tenant && cached_name == name));
     }
 
     pub async fn list(&self, tenant: &str) -> Result<Vec<FunctionRecord>, RegistryError> {
@@ -142,8 +169,8 @@ impl Registry {
         }
         let target = match self.store.resolve_version(tenant, name, selector).await? {
             Some(version) => {
-                self.materialize(&version.digest).await?;
-                Some(Arc::new(self.target(&version)))
+                self.materialize(&version).await?;
+                Some(Arc::new(self.target(&version)?))
             }
             None => None,
         };
@@ -155,17 +182,34 @@ impl Registry {
         Ok(target)
     }
 
-    /// The runnable form of a stored version.
-    pub fn target(&self, version: &VersionRecord) -> FunctionTarget {
-        FunctionTarget {
+    /// The runnable form of a stored version: an executable's root and `/function`, or an
+    /// image's root and the process its config describes.
+    pub fn target(&self, version: &VersionRecord) -> Result<FunctionTarget, RegistryError> {
+        let settings = FunctionSettings::from_stored(&version.settings);
+        let (rootfs, process) = match &version.image {
+            None => (self.blobs.rootfs_path(&version.digest), ProcessSpec::executable()),
+            Some(image) => {
+                let image = ImageVersion::from_stored(image)?;
+                let mut process = image.process;
+                if !settings.cmd.is_empty() {
+                    process.args = image
+                        .entrypoint
+                        .into_iter()
+                        .chain(settings.cmd.iter().cloned())
+                        .collect();
+                }
+                (self.images.root_path(&version.digest), process)
+            }
+        };
+        Ok(FunctionTarget {
             tenant: version.tenant.clone(),
             function: version.function.clone(),
             version: version.version,
             digest: version.digest.clone(),
-            rootfs: self.blobs.rootfs_path(&version.digest),
-            process: ProcessSpec::executable(),
-            limits: FunctionSettings::from_stored(&version.settings).limits(),
-        }
+            rootfs,
+            process,
+            limits: settings.limits(),
+        })
     }
 
     /// Targets whose `min_warm` containers should be started when kilnd starts.
@@ -173,8 +217,11 @@ impl Registry {
         let versions = self.store.versions_to_prewarm().await?;
         let mut targets = Vec::with_capacity(versions.len());
         for version in &versions {
-            self.materialize(&version.digest).await?;
-            targets.push(self.target(version));
+            if let Err(error) = self.materialize(version).await {
+                tracing::warn!(tenant = %version.tenant, function = %version.function, %error, "not prewarming");
+                continue;
+            }
+            targets.push(self.target(version)?);
         }
         Ok(targets)
     }
@@ -193,14 +240,29 @@ impl Registry {
         };
         for digest in unused {
             self.blobs.remove(&digest);
+            let images = self.images.clone();
+            if let Err(error) = tokio::task::spawn_blocking(move || images.remove(&digest))
+                .await
+                .map_err(std::io::Error::other)?
+            {
+                tracing::warn!(%error, "could not remove an unused image");
+            }
         }
         self.forget(tenant, name);
         Ok(true)
     }
 
-    /// Makes sure this node has the executable and root file system of `digest` on disk,
-    /// fetching the executable from PostgreSQL when it was uploaded through another node.
-    async fn materialize(&self, digest: &str) -> Result<(), RegistryError> {
+    /// Makes sure this node has the executable and root file system of `version` on disk,
+    /// fetching an executable from PostgreSQL when it was uploaded through another node.
+    /// Images are kept on the node they were uploaded to.
+    async fn materialize(&self, version: &VersionRecord) -> Result<(), RegistryError> {
+        let digest = version.digest.as_str();
+        if version.image.is_some() {
+            return match self.images.contains(digest) {
+                true => Ok(()),
+                false => Err(RegistryError::ImageNotOnThisNode(digest.to_owned())),
+            };
+        }
         if self.blobs.has(digest) {
             return Ok(());
         }
@@ -222,12 +284,5 @@ impl Registry {
         .await
         .map_err(std::io::Error::other)??;
         Ok(())
-    }
-
-    fn forget(&self, tenant: &str, name: &str) {
-        self.cache
-            .lock()
-            .expect("resolve cache lock")
-            .retain(|(cached_tenant, cached_name, _), _| !(cached_tenant == tenant && cached_name == name));
     }
 }

@@ -8,6 +8,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::RegistryError;
 
+/// The upload parameter naming the image of an archive to deploy (`?image=app:1`).
+const IMAGE_PARAMETER: &str = "image";
+
+/// The image an upload's query names with `image=`, if any.
+pub fn image_reference(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == IMAGE_PARAMETER)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// Settings of one function version; every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -24,6 +34,9 @@ pub struct FunctionSettings {
     pub idle_timeout_s: u64,
     pub network: bool,
     pub env: BTreeMap<String, String>,
+    /// Replaces an image's Cmd (its Entrypoint stays): one argument per `cmd=`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cmd: Vec<String>,
 }
 
 impl Default for FunctionSettings {
@@ -39,6 +52,7 @@ impl Default for FunctionSettings {
             idle_timeout_s: 300,
             network: false,
             env: BTreeMap::new(),
+            cmd: Vec::new(),
         }
     }
 }
@@ -65,10 +79,14 @@ impl FunctionSettings {
                     check_env_name(name)?;
                     settings.env.insert(name.to_owned(), env_value.to_owned());
                 }
+                "cmd" => settings.cmd.push(value.into_owned()),
+                // Which image of an archive to deploy: an upload parameter, not a setting.
+                IMAGE_PARAMETER => {}
                 other => {
                     return Err(RegistryError::InvalidSetting(format!(
                         "unknown setting `{other}`; known: memory_mb, cpu_shares, cpu_millicores, pids_limit, \
-                         timeout_ms, max_concurrency, min_warm, idle_timeout_s, network, env"
+                         timeout_ms, max_concurrency, min_warm, idle_timeout_s, network, env, cmd (and image= \
+                         to choose the image of an archive)"
                     )));
                 }
             }

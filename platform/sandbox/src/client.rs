@@ -103,7 +103,7 @@ impl Sandbox {
 
     /// Creates and starts a container; returns its init's pid.
     pub async fn create(&self, spec: ContainerSpec) -> Result<i32, SandboxError> {
-        self.request(Command::Create(spec)).await
+        self.request(Command::Create(Box::new(spec))).await
     }
 
     /// Kills a container and deletes its state and cgroup. Deleting an unknown container succeeds.

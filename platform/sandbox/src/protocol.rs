@@ -15,7 +15,7 @@ pub struct Request {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Command {
     /// Create and start a container.
-    Create(ContainerSpec),
+    Create(Box<ContainerSpec>),
     /// Kill a container's processes and delete its state and cgroup.
     Delete { container: String },
 }

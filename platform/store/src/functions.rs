@@ -6,7 +6,7 @@ use tokio_postgres::Row;
 
 use crate::{Store, StoreError};
 
-/// A version about to be recorded; its executable is already stored under `digest`.
+/// A version about to be recorded; its executable or image is already stored under `digest`.
 #[derive(Debug, Clone)]
 pub struct NewVersion {
     pub tenant: String,
@@ -14,6 +14,8 @@ pub struct NewVersion {
     pub digest: String,
     pub size_bytes: i64,
     pub settings: serde_json::Value,
+    /// What the image is, for a version built from a container image; `None` for an executable.
+    pub image: Option<serde_json::Value>,
 }
 
 /// One uploaded version of a function.
@@ -25,6 +27,7 @@ pub struct VersionRecord {
     pub digest: String,
     pub size_bytes: i64,
     pub settings: serde_json::Value,
+    pub image: Option<serde_json::Value>,
     pub created_at: SystemTime,
 }
 
@@ -46,24 +49,26 @@ pub enum VersionSelector {
 }
 
 const VERSION_COLUMNS: &str =
-    "v.tenant, v.function, v.version, v.digest, v.size_bytes, v.settings, v.created_at";
+    "v.tenant, v.function, v.version, v.digest, v.size_bytes, v.settings, v.created_at, v.image";
 
 impl Store {
-    /// Records a new version (and its executable, if not stored yet) and points the function
-    /// at it, creating the function if needed; all in one transaction.
+    /// Records a new version (and its executable, if it has one not stored yet) and points
+    /// the function at it, creating the function if needed; all in one transaction.
     pub async fn insert_version(
         &self,
         new: &NewVersion,
-        executable: &[u8],
+        executable: Option<&[u8]>,
     ) -> Result<VersionRecord, StoreError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
-        transaction
-            .execute(
-                "INSERT INTO blobs (digest, content) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-                &[&new.digest, &executable],
-            )
-            .await?;
+        if let Some(executable) = executable {
+            transaction
+                .execute(
+                    "INSERT INTO blobs (digest, content) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                    &[&new.digest, &executable],
+                )
+                .await?;
+        }
         // The upsert locks the function row, so concurrent uploads number their versions in turn.
         transaction
             .execute(
@@ -74,16 +79,17 @@ impl Store {
             .await?;
         let row = transaction
             .query_one(
-                "INSERT INTO function_versions (tenant, function, version, digest, size_bytes, settings)
-                 SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5
+                "INSERT INTO function_versions (tenant, function, version, digest, size_bytes, settings, image)
+                 SELECT $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6
                  FROM function_versions WHERE tenant = $1 AND function = $2
-                 RETURNING tenant, function, version, digest, size_bytes, settings, created_at",
+                 RETURNING tenant, function, version, digest, size_bytes, settings, created_at, image",
                 &[
                     &new.tenant,
                     &new.function,
                     &new.digest,
                     &new.size_bytes,
                     &new.settings,
+                    &new.image,
                 ],
             )
             .await?;
@@ -304,6 +310,7 @@ fn version_from_row(row: &Row) -> VersionRecord {
         size_bytes: row.get(4),
         settings: row.get(5),
         created_at: row.get(6),
+        image: row.get(7),
     }
 }
 
@@ -312,7 +319,7 @@ fn function_from_row(row: &Row) -> FunctionRecord {
     FunctionRecord {
         name: current.function.clone(),
         current,
-        created_at: row.get(7),
-        updated_at: row.get(8),
+        created_at: row.get(8),
+        updated_at: row.get(9),
     }
 }

@@ -14,6 +14,7 @@ pub enum Entry {
     Symlink(&'static str, String),
     HardLink(&'static str, &'static str),
     Fifo(&'static str),
+    CharDevice(&'static str),
 }
 
 pub enum Compression {
@@ -49,6 +50,7 @@ pub fn layer(entries: &[Entry], compression: Compression) -> Layer {
                 (name, tar::EntryType::Link, b"", 0o644, Some((*target).to_owned()))
             }
             Entry::Fifo(name) => (name, tar::EntryType::Fifo, b"", 0o644, None),
+            Entry::CharDevice(name) => (name, tar::EntryType::Char, b"", 0o666, None),
         };
         header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
         if let Some(link) = link {
