@@ -8,6 +8,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
 
 kiln_install_packages
+# A real OCI registry (and its htpasswd tool) for the image pull tests.
+kiln_apt_install --no-install-recommends docker-registry apache2-utils skopeo
 DATABASE_URL="$(kiln_database_url)"
 export DATABASE_URL
 

@@ -8,9 +8,11 @@
 mod client;
 mod instances;
 mod kiln;
+mod oci_registry;
 
 pub use client::{Reply, Streaming};
 pub use kiln::{
     ADMIN_TOKEN, Kiln, TestDatabase, function_path, image_path, kiln_cli_path, kilnd_path, tenant_secret,
     testbed_path,
 };
+pub use oci_registry::OciRegistry;

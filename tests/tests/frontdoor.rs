@@ -97,6 +97,7 @@ async fn harness() -> Harness {
             upload_limit: 64 << 20,
             allow_network: false,
             images: Default::default(),
+            pulls: Default::default(),
         },
     )
     .unwrap();

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use instances::InstanceError;
 use pool::InvokeError;
-use registry::{ImageError, RegistryError};
+use registry::{ImageError, PullError, RegistryError};
 use store::StoreError;
 
 /// An error on its way to the client: status, stable code, safe message.
@@ -130,6 +130,15 @@ impl From<RegistryError> for ApiError {
                 let status = match &error {
                     ImageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                     ImageError::Io(cause) => return ApiError::internal(cause),
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, error.code(), error.to_string())
+            }
+            RegistryError::Pull(error) => {
+                let status = match &error {
+                    PullError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    PullError::Unavailable(_) | PullError::Protocol(_) => StatusCode::BAD_GATEWAY,
+                    PullError::Io(cause) => return ApiError::internal(cause),
                     _ => StatusCode::BAD_REQUEST,
                 };
                 ApiError::new(status, error.code(), error.to_string())

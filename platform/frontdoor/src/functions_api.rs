@@ -80,13 +80,16 @@ where
                 .upload_image(tenant, name, staged, image, &settings)
                 .await?
         }
-        UploadKind::Empty => {
-            return Err(ApiError::bad_request(
-                "empty_upload",
-                "the body is empty: send a static executable, an oci-archive or a docker-archive \
-                 (pulling ?image= from a registry is not supported yet)",
-            ));
-        }
+        UploadKind::Empty => match image {
+            Some(reference) => registry.pull_image(tenant, name, &reference, &settings).await?,
+            None => {
+                return Err(ApiError::bad_request(
+                    "empty_upload",
+                    "the body is empty: send a static executable, an oci-archive or a docker-archive, \
+                     or name an image to pull with ?image=REGISTRY/REPOSITORY:TAG",
+                ));
+            }
+        },
         UploadKind::Executable | UploadKind::Unknown => {
             if image.is_some() {
                 return Err(ApiError::bad_request(

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use frontdoor::TrustedProxies;
+use registry::PullSettings;
 
 use crate::running::Running;
 
@@ -93,6 +94,7 @@ pub struct KilnBuilder {
     pub(crate) node_id: Option<String>,
     pub(crate) limits: Limits,
     pub(crate) instances: InstanceSettings,
+    pub(crate) image_pulls: PullSettings,
     /// The program started as the sandbox process; the current executable by default.
     pub(crate) sandbox_program: Option<PathBuf>,
 }
@@ -109,6 +111,7 @@ impl Default for KilnBuilder {
             node_id: None,
             limits: Limits::default(),
             instances: InstanceSettings::default(),
+            image_pulls: PullSettings::default(),
             sandbox_program: None,
         }
     }
@@ -146,6 +149,13 @@ impl KilnBuilder {
     /// Enables `/v1/admin` with this token.
     pub fn admin_token(mut self, token: Option<String>) -> Self {
         self.admin_token = token;
+        self
+    }
+
+    /// Registries `?image=` uploads may pull from, those reached over plain HTTP, and
+    /// credentials; none by default (pulls are refused).
+    pub fn image_pulls(mut self, pulls: PullSettings) -> Self {
+        self.image_pulls = pulls;
         self
     }
 

@@ -16,6 +16,7 @@ mod start;
 pub use builder::{Database, InstanceSettings, KilnBuilder, Limits};
 pub use frontdoor::TrustedProxies;
 pub use node_id::is_node_id;
+pub use registry::PullSettings;
 pub use running::{Running, StopHandle};
 pub use sandbox_entry::{run_sandbox, run_sandbox_if_requested};
 

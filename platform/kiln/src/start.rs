@@ -73,6 +73,7 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
                 max_rootfs_bytes: limits.image_rootfs_bytes,
                 ..ImageLimits::default()
             },
+            pulls: settings.image_pulls.clone(),
         },
     )
     .with_context(|| format!("opening the function store in {}", data_dir.display()))?;

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kiln::TrustedProxies;
 use kiln::is_node_id;
+use kiln::{PullSettings, TrustedProxies};
 
 /// Everything kilnd needs to start, parsed and checked.
 #[derive(Debug, Clone)]
@@ -43,6 +43,8 @@ pub struct Config {
     pub log_file_limit: u64,
     /// Proxies whose `X-Forwarded-For` names the client (`KILN_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// `KILN_REGISTRIES`, `KILN_INSECURE_REGISTRIES`, `KILN_REGISTRY_AUTH_FILE`.
+    pub image_pulls: PullSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,8 +129,40 @@ impl Config {
             log_file_limit: ranged(&get, "KILN_LOG_FILE_BYTES", 1 << 20, 4096, 1 << 30)? as u64,
             trusted_proxies: TrustedProxies::parse(&get("KILN_TRUSTED_PROXIES").unwrap_or_default())
                 .map_err(|error| format!("KILN_TRUSTED_PROXIES: {error}"))?,
+            image_pulls: image_pulls(&get)?,
         })
     }
+}
+
+/// Allowed registries (`host[:port]`, comma-separated), the insecure ones among them, and
+/// the credentials file, read now so a bad one stops kilnd at start.
+fn image_pulls(get: &impl Fn(&str) -> Option<String>) -> Result<PullSettings, String> {
+    let list = |key: &str| -> Vec<String> {
+        get(key)
+            .unwrap_or_default()
+            .split(',')
+            .map(|entry| entry.trim().to_owned())
+            .filter(|entry| !entry.is_empty())
+            .collect()
+    };
+    let allowed = list("KILN_REGISTRIES");
+    let insecure = list("KILN_INSECURE_REGISTRIES");
+    if let Some(stray) = insecure.iter().find(|registry| !allowed.contains(registry)) {
+        return Err(format!(
+            "KILN_INSECURE_REGISTRIES names `{stray}`, which KILN_REGISTRIES does not allow: list it there too"
+        ));
+    }
+    let credentials = match get("KILN_REGISTRY_AUTH_FILE") {
+        Some(path) => PullSettings::read_credentials(std::path::Path::new(&path))
+            .map_err(|error| format!("KILN_REGISTRY_AUTH_FILE: {error}"))?,
+        None => Default::default(),
+    };
+    Ok(PullSettings {
+        allowed,
+        insecure,
+        credentials,
+        max_bytes: 0,
+    })
 }
 
 fn parse<T: std::str::FromStr>(
@@ -256,6 +290,18 @@ mod tests {
                 "KILN_INSTANCE_LEASE must be a duration",
             ),
             (vec![URL, ("KILN_NODE_ID", "a b")], "KILN_NODE_ID"),
+            (
+                vec![
+                    URL,
+                    ("KILN_REGISTRIES", "a:5000"),
+                    ("KILN_INSECURE_REGISTRIES", "b:5000"),
+                ],
+                "KILN_INSECURE_REGISTRIES names `b:5000`",
+            ),
+            (
+                vec![URL, ("KILN_REGISTRY_AUTH_FILE", "/nonexistent/auth.json")],
+                "KILN_REGISTRY_AUTH_FILE: cannot read",
+            ),
         ] {
             let error = config(&pairs).unwrap_err();
             assert!(error.contains(needle), "{pairs:?}: {error}");

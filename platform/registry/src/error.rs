@@ -14,6 +14,8 @@ pub enum RegistryError {
     InvalidSetting(String),
     #[error(transparent)]
     Image(#[from] images::ImageError),
+    #[error(transparent)]
+    Pull(#[from] image_pull::PullError),
     #[error(
         "image {0} is not on this node: images stay on the node they were uploaded through \
          (upload it through this node too, or route its invocations to that node)"

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use image_pull::PullSettings;
 use images::StoredImage;
 use kiln_types::ProcessSpec;
 use serde::{Deserialize, Serialize};
@@ -117,6 +118,26 @@ impl Registry {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+
+    /// Pulls `reference` from its registry (one the operator allows) and stores it as
+    /// [`Registry::upload_image`] does an uploaded archive.
+    pub async fn pull_image(
+        &self,
+        tenant: &str,
+        name: &str,
+        reference: &str,
+        settings: &FunctionSettings,
+    ) -> Result<VersionRecord, RegistryError> {
+        validate_name("function name", name)?;
+        self.check_network(settings)?;
+        let staged = self.stage_upload();
+        let pulls = PullSettings {
+            max_bytes: self.config.images.max_archive_bytes,
+            ..self.config.pulls.clone()
+        };
+        image_pull::pull(&pulls, reference, staged.path()).await?;
+        self.upload_image(tenant, name, staged, None, settings).await
     }
 
     async fn store_image(

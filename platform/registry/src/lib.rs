@@ -16,6 +16,7 @@ mod registry;
 mod settings;
 
 pub use error::RegistryError;
+pub use image_pull::{PullError, PullSettings};
 pub use image_upload::StagedUpload;
 pub use images::{ImageError, ImageLimits};
 pub use names::validate_name;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use image_pull::PullSettings;
 use images::{ImageLimits, ImageStore};
 use kiln_types::{FunctionTarget, ProcessSpec};
 use store::{FunctionRecord, NewVersion, Store, VersionRecord, VersionSelector};
@@ -27,6 +28,8 @@ pub struct RegistryConfig {
     pub allow_network: bool,
     /// What one container image may be, as an archive and unpacked.
     pub images: ImageLimits,
+    /// Which registries `?image=` pulls may use, and how.
+    pub pulls: PullSettings,
 }
 
 /// Recently resolved targets (or "no such function") by tenant, function and selector,
