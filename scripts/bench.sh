@@ -6,7 +6,8 @@
 # and wake-ups of many sleeping instances.
 # Usage: scripts/bench.sh [warm|cold|images|rss|checkpoints|wakes|all]   (needs root; builds in release mode)
 # Knobs: BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_RUNS, BENCH_CHECKPOINT_INSTANCES,
-# BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS.
+# BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS, BENCH_IMAGE_MB,
+# BENCH_IMAGE_REQUESTS.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
@@ -103,7 +104,9 @@ if [ "$which" = images ] || [ "$which" = all ]; then
   echo "### Container images"
   echo
   "$bench" images "${target[@]}" --kilnd "$kilnd" --pid "$kilnd_pid" --runs "${BENCH_RUNS:-30}" \
-    --upload-image "$upload_image" --cold-image "$cold_image"
+    --upload-image "$upload_image" --cold-image "$cold_image" --synthetic-mb "${BENCH_IMAGE_MB:-100,500}" \
+    --python-handler functions/python-hello/handler.py --python-sdk functions/sdk-python \
+    --requests "${BENCH_IMAGE_REQUESTS:-2000}"
   echo
 fi
 if [ "$which" = checkpoints ] || [ "$which" = all ]; then

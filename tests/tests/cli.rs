@@ -301,6 +301,37 @@ async fn the_cli_manages_and_calls_functions_end_to_end() {
     cli.run(&["deploy", "echo", testbed], &[])
         .await
         .expect(0, "deploy version 2");
+
+    // An image archive deploys the same way; off a terminal, no progress bar.
+    let image = e2e::image_path("python-hello", "oci");
+    let deployed_image = cli
+        .run(
+            &[
+                "--json",
+                "deploy",
+                "py",
+                image.to_str().unwrap(),
+                "--set",
+                "image=python-hello",
+            ],
+            &[],
+        )
+        .await
+        .expect(0, "deploy an image");
+    let uploaded = deployed_image.json();
+    assert_eq!(uploaded["kind"], "image", "{uploaded}");
+    assert_eq!(
+        uploaded["image"]["reference"], "python-hello:latest",
+        "the archive's own name"
+    );
+    assert!(
+        !deployed_image.stderr.contains("uploading"),
+        "{}",
+        deployed_image.stderr
+    );
+    cli.run(&["functions", "delete", "py"], &[])
+        .await
+        .expect(0, "delete the image function");
     let rolled = cli
         .run(&["functions", "rollback", "echo", "1"], &[])
         .await

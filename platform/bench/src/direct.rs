@@ -1,9 +1,10 @@
-//! The baseline for warm invocations: the testbed function as a plain process, called over
+//! The baseline for warm invocations: a function (the testbed, or an image's handler) as a
+//! plain process, called over
 //! its runtime socket by the smallest possible host (no HTTP front door, auth, registry or
 //! pool). Kiln's warm overhead is measured against this.
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,7 +38,9 @@ pub struct DirectFunction {
 }
 
 impl DirectFunction {
-    pub async fn start(testbed: &Path, dir: PathBuf) -> anyhow::Result<DirectFunction> {
+    /// Starts `command` (the function's program, arguments and environment) with its
+    /// runtime socket in `dir`.
+    pub async fn start(mut command: Command, dir: PathBuf) -> anyhow::Result<DirectFunction> {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let socket = dir.join("runtime.sock");
@@ -58,11 +61,11 @@ impl DirectFunction {
                 });
             }
         });
-        let process = Command::new(testbed)
+        let process = command
             .env("KILN_RUNTIME_SOCKET", &socket)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting {}", testbed.display()))?;
+            .with_context(|| format!("starting {:?}", command.as_std().get_program()))?;
         Ok(DirectFunction {
             jobs,
             _process: process,

@@ -1,6 +1,8 @@
-//! Container images: uploading an image archive through kilnd (rate, and kilnd's memory
-//! meanwhile), and cold invocations of an image function against raw youki create+start of
-//! the same image root, timed until the function asks for its first invocation.
+//! Container images: uploading image archives through kilnd (rate, and kilnd's memory
+//! meanwhile); cold invocations of an image function against raw youki create+start of the
+//! same image root, timed until the function asks for its first invocation; and warm
+//! invocations of the Python example through kilnd against the same handler as a plain
+//! process on its runtime socket.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,27 +16,57 @@ use images::{ImageLimits, ImageStore};
 use sandbox::{ContainerSpec, Sandbox};
 use tokio::io::AsyncReadExt;
 
+use crate::direct::DirectFunction;
 use crate::kiln_client::KilnTarget;
-use crate::stats::{ms, print_comparison, rss_kib};
+use crate::stats::{ms, print_comparison, rss_kib, summarize};
+use crate::synthetic_image;
 
 pub struct ImageBench<'a> {
-    /// The archive whose upload is timed (the larger the better for a rate).
+    /// A real image archive whose upload is timed.
     pub upload_image: &'a Path,
+    /// Sizes (MB) of synthetic single-layer images whose uploads are timed too.
+    pub synthetic_sizes: Vec<u64>,
     /// The archive whose cold starts are timed.
     pub cold_image: &'a Path,
+    /// The Python example's handler and SDK, run as a plain process for the warm baseline.
+    pub python_handler: &'a Path,
+    pub python_sdk: &'a Path,
     pub kilnd: &'a Path,
     pub kilnd_pid: &'a str,
     pub runs: usize,
+    pub requests: usize,
 }
 
 pub async fn run(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()> {
-    upload(kiln, bench).await?;
+    uploads(kiln, bench).await?;
     println!();
-    cold(kiln, bench).await
+    cold(kiln, bench).await?;
+    println!();
+    warm(kiln, bench).await
 }
 
-async fn upload(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()> {
-    let archive = std::fs::read(bench.upload_image).context("reading the upload image")?;
+async fn uploads(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()> {
+    let work = std::env::temp_dir().join(format!("kiln-bench-uploads-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    println!(
+        "| archive | size | first upload (streamed, checked, unpacked, root built) | same image again (checked, nothing written) | kilnd RSS before → peak |"
+    );
+    println!("|---|---|---|---|---|");
+    upload(kiln, bench, bench.upload_image).await?;
+    for &megabytes in &bench.synthetic_sizes {
+        let archive = work.join(format!("synthetic-{megabytes}mb.oci.tar"));
+        synthetic_image::write(&archive, &work, megabytes)?;
+        let uploaded = upload(kiln, bench, &archive).await;
+        std::fs::remove_file(&archive)?;
+        uploaded?;
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// Uploads `archive` twice while sampling kilnd's RSS; prints one table row.
+async fn upload(kiln: &KilnTarget, bench: &ImageBench<'_>, archive: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(archive).with_context(|| format!("reading {}", archive.display()))?;
     let before = rss_kib(bench.kilnd_pid)?;
     let peak = Arc::new(AtomicU64::new(before));
     let done = Arc::new(AtomicBool::new(false));
@@ -50,40 +82,30 @@ async fn upload(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()>
         })
     };
     let started = Instant::now();
-    kiln.upload("bench-image-upload", &archive, "").await?;
+    kiln.upload("bench-image-upload", &bytes, "").await?;
     let first = started.elapsed();
     let started = Instant::now();
-    kiln.upload("bench-image-again", &archive, "").await?;
+    kiln.upload("bench-image-again", &bytes, "").await?;
     let again = started.elapsed();
     done.store(true, Ordering::Relaxed);
     sampler.await?;
     kiln.delete("bench-image-again").await?;
     kiln.delete("bench-image-upload").await?;
 
-    let megabytes = archive.len() as f64 / 1e6;
-    let name = bench
-        .upload_image
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy();
+    let megabytes = bytes.len() as f64 / 1e6;
+    let rate = |elapsed: Duration| megabytes / elapsed.as_secs_f64();
+    let mib = |kib: u64| kib as f64 / 1024.0;
     let peak = peak.load(Ordering::Relaxed);
-    println!("| upload of {name} ({megabytes:.1} MB) | value |");
-    println!("|---|---|");
     println!(
-        "| first upload (streamed to disk, checked, unpacked, root built) | {} ({:.1} MB/s) |",
+        "| {} | {megabytes:.1} MB | {} ({:.1} MB/s) | {} ({:.1} MB/s) | {:.1} → {:.1} MiB (+{:.1}) |",
+        archive.file_name().unwrap_or_default().to_string_lossy(),
         ms(first),
-        megabytes / first.as_secs_f64()
-    );
-    println!(
-        "| same image again (every layer checked, nothing written) | {} ({:.1} MB/s) |",
+        rate(first),
         ms(again),
-        megabytes / again.as_secs_f64()
-    );
-    println!("| kilnd RSS before | {:.1} MiB |", before as f64 / 1024.0);
-    println!(
-        "| kilnd RSS peak during both uploads | {:.1} MiB (+{:.1} MiB) |",
-        peak as f64 / 1024.0,
-        (peak - before) as f64 / 1024.0
+        rate(again),
+        mib(before),
+        mib(peak),
+        mib(peak - before),
     );
     Ok(())
 }
@@ -169,6 +191,62 @@ async fn cold(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()> {
         raw,
         through,
     );
+    Ok(())
+}
+
+async fn warm(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()> {
+    const FUNCTION: &str = "bench-image-warm";
+    let archive = std::fs::read(bench.cold_image)?;
+    kiln.upload(FUNCTION, &archive, "min_warm=1&max_concurrency=1")
+        .await?;
+    let mut command = tokio::process::Command::new("python3");
+    command
+        .arg(bench.python_handler)
+        .env("PYTHONPATH", bench.python_sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let dir = std::env::temp_dir().join(format!("kiln-bench-python-{}", std::process::id()));
+    let direct = DirectFunction::start(command, dir).await?;
+    let path = format!("/fn/{}/{FUNCTION}/echo", kiln.tenant);
+    let body = Bytes::from(vec![b'k'; 128]);
+    let call_kiln = || async {
+        let (status, answer, elapsed) = kiln.call(Method::POST, &path, body.clone()).await?;
+        if status != 200 {
+            bail!(
+                "warm call answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+        anyhow::Ok(elapsed)
+    };
+    for _ in 0..200 {
+        call_kiln().await?;
+        direct.call(body.clone()).await?;
+    }
+    let mut direct_latency = Vec::with_capacity(bench.requests);
+    let mut kiln_latency = Vec::with_capacity(bench.requests);
+    for _ in 0..bench.requests {
+        direct_latency.push(direct.call(body.clone()).await?.1);
+        kiln_latency.push(call_kiln().await?);
+    }
+    kiln.delete(FUNCTION).await?;
+    let (direct, through) = (summarize(direct_latency), summarize(kiln_latency));
+    println!(
+        "| python-hello, {} sequential calls | the handler as a plain process, on its socket | through kilnd | Kiln's overhead |",
+        bench.requests
+    );
+    println!("|---|---|---|---|");
+    for (label, direct, kiln) in [
+        ("p50", direct.p50, through.p50),
+        ("p99", direct.p99, through.p99),
+        ("mean", direct.mean, through.mean),
+    ] {
+        println!(
+            "| {label} | {} | {} | +{} |",
+            ms(direct),
+            ms(kiln),
+            ms(kiln.saturating_sub(direct))
+        );
+    }
     Ok(())
 }
 

@@ -3,8 +3,9 @@
 //! - `warm`: invocations through a running kilnd vs the same function called directly on
 //!   its runtime socket (no front door, auth, registry or pool);
 //! - `cold`: first invocations of fresh functions vs raw youki create+start of the same bundle;
-//! - `images`: uploading an image archive (rate, kilnd's memory meanwhile), and cold
-//!   invocations of an image function vs raw youki create+start of the same image root;
+//! - `images`: uploading image archives (rate, kilnd's memory meanwhile), cold invocations
+//!   of an image function vs raw youki create+start of the same image root, and warm
+//!   invocations of the Python example vs its handler as a plain process;
 //! - `rss`: resident memory of kilnd and its sandbox process;
 //! - `checkpoints`: durable checkpoint round trips and rate;
 //! - `sleepers`: many sleeping instances with spread wake times (their wake-ups are read
@@ -18,6 +19,7 @@ mod durable;
 mod images;
 mod kiln_client;
 mod stats;
+mod synthetic_image;
 mod warm;
 
 use anyhow::{Context, bail};
@@ -25,7 +27,7 @@ use anyhow::{Context, bail};
 const USAGE: &str = "usage:
   kiln-bench warm --url URL --token JWT --tenant T --testbed PATH [--requests N] [--concurrency C] [--seconds S]
   kiln-bench cold --url URL --token JWT --tenant T --testbed PATH --kilnd PATH [--runs N]
-  kiln-bench images --url URL --token JWT --tenant T --upload-image ARCHIVE --cold-image ARCHIVE --kilnd PATH --pid KILND_PID [--runs N]
+  kiln-bench images --url URL --token JWT --tenant T --upload-image ARCHIVE --cold-image ARCHIVE --python-handler FILE --python-sdk DIR --kilnd PATH --pid KILND_PID [--synthetic-mb 100,500] [--runs N] [--requests N]
   kiln-bench rss --pid PID
   kiln-bench checkpoints --url URL --token JWT --tenant T --testbed PATH [--instances C] [--count N]
   kiln-bench sleepers --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--count N] [--concurrency C] [--lead-seconds S] [--spread-seconds S]";
@@ -69,13 +71,27 @@ async fn main() -> anyhow::Result<()> {
             let target =
                 kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
             let (upload_image, cold_image) = (required("--upload-image")?, required("--cold-image")?);
+            let (python_handler, python_sdk) = (required("--python-handler")?, required("--python-sdk")?);
             let (kilnd, pid) = (required("--kilnd")?, required("--pid")?);
+            let synthetic_sizes = flag("--synthetic-mb")
+                .unwrap_or_else(|| "100,500".to_owned())
+                .split(',')
+                .map(|size| {
+                    size.trim()
+                        .parse()
+                        .context("--synthetic-mb takes sizes like 100,500")
+                })
+                .collect::<anyhow::Result<Vec<u64>>>()?;
             let bench = images::ImageBench {
                 upload_image: upload_image.as_ref(),
+                synthetic_sizes,
                 cold_image: cold_image.as_ref(),
+                python_handler: python_handler.as_ref(),
+                python_sdk: python_sdk.as_ref(),
                 kilnd: kilnd.as_ref(),
                 kilnd_pid: &pid,
                 runs: number("--runs", 30)?,
+                requests: number("--requests", 2_000)?,
             };
             images::run(&target, &bench).await
         }

@@ -39,7 +39,8 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, settings: &WarmSettings) -> 
         let mut functions = Vec::new();
         for index in 0..concurrency {
             let dir = std::env::temp_dir().join(format!("kiln-bench-direct-{}-{index}", std::process::id()));
-            functions.push(Arc::new(DirectFunction::start(testbed, dir).await?));
+            let command = tokio::process::Command::new(testbed);
+            functions.push(Arc::new(DirectFunction::start(command, dir).await?));
         }
         functions
     };

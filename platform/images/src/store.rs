@@ -51,7 +51,7 @@ impl Default for ImageLimits {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredImage {
     pub digest: String,
-    /// The reference the image was chosen by or carried in its archive, if any.
+    /// The archive's name for the image (the one `?image=` matched), if it has one.
     pub reference: Option<String>,
     pub process: ProcessSpec,
     /// The image's Entrypoint alone: `process.args` is it followed by the image's Cmd.
@@ -176,9 +176,7 @@ impl ImageStore {
             }
             layers.push((diff_id, partial));
         }
-        let reference = wanted
-            .map(str::to_owned)
-            .or_else(|| candidate.refs.first().cloned());
+        let reference = candidate.refs.first().cloned();
         let rootfs_bytes = self.limits.max_rootfs_bytes - budget.bytes_left;
         let _commit = self.commit.lock().expect("image store lock");
         for (diff_id, partial) in &layers {

@@ -227,6 +227,11 @@ fn several_images_need_a_choice() {
     }
     assert_empty(&scratch);
     let worker = store.ingest(&archive, Some("worker:1")).unwrap();
+    assert_eq!(
+        worker.reference.as_deref(),
+        Some("localhost/worker:1"),
+        "recorded by the archive's name"
+    );
     assert_eq!(worker.process.args, ["/bin/sh"]);
 }
 
