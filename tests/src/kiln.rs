@@ -293,6 +293,18 @@ impl Kiln {
             .unwrap_or_default()
     }
 
+    /// The cgroup folders of a running container, found from its init process (youki's
+    /// state names its pid); empty when the container is gone.
+    pub fn container_cgroups(&self, container: &str) -> Vec<PathBuf> {
+        let state = std::fs::read(self.data_dir.join("sandbox").join(container).join("state.json"))
+            .unwrap_or_default();
+        let pid = serde_json::from_slice::<serde_json::Value>(&state)
+            .ok()
+            .and_then(|state| state["pid"].as_i64())
+            .unwrap_or(0);
+        crate::cgroup_dirs(pid as i32, container)
+    }
+
     /// Stops kilnd and removes its database and data folder.
     pub async fn finish(mut self) {
         self.stop().await;

@@ -5,11 +5,13 @@
 //! create databases), `KILND_BIN`, `KILN_TESTBED` and `KILN_IMAGES` (default: this workspace's
 //! build outputs).
 
+mod cgroups;
 mod client;
 mod instances;
 mod kiln;
 mod oci_registry;
 
+pub use cgroups::cgroup_dirs;
 pub use client::{Reply, Streaming};
 pub use kiln::{
     ADMIN_TOKEN, Kiln, TestDatabase, function_path, image_path, kiln_cli_path, kilnd_path, tenant_secret,

@@ -1,21 +1,18 @@
 //! kilnd or its sandbox process dying: no container, youki state or cgroup outlives them
 //! for long, and a restart on the same data folder serves again.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use e2e::Kiln;
 use http::Method;
 
-fn cgroup_exists(container: &str) -> bool {
-    std::path::Path::new(&format!("/sys/fs/cgroup/memory/kiln/{container}")).exists()
-}
-
-/// Polls until no youki state or cgroup of `containers` is left, or `within` passes.
-async fn wait_until_clean(kiln: &Kiln, containers: &[String], within: Duration) -> bool {
+/// Polls until no youki state is left and none of `cgroups` exists, or `within` passes.
+async fn wait_until_clean(kiln: &Kiln, cgroups: &[PathBuf], within: Duration) -> bool {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        if kiln.youki_containers().is_empty() && !containers.iter().any(|id| cgroup_exists(id)) {
+        if kiln.youki_containers().is_empty() && !cgroups.iter().any(|dir| dir.exists()) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -23,8 +20,9 @@ async fn wait_until_clean(kiln: &Kiln, containers: &[String], within: Duration) 
     false
 }
 
-/// A kilnd with tenant `acme`, function `echo` and one warm container (whose id is returned).
-async fn kiln_with_one_container() -> (Kiln, String, Vec<String>) {
+/// A kilnd with tenant `acme`, function `echo` and one warm container (whose id is
+/// returned, with its cgroup folders, found from its process).
+async fn kiln_with_one_container() -> (Kiln, String, Vec<String>, Vec<PathBuf>) {
     let kiln = Kiln::start(&[]).await;
     let token = kiln.create_tenant("acme").await;
     assert_eq!(kiln.upload_testbed(&token, "echo", "").await.status, 201);
@@ -36,18 +34,20 @@ async fn kiln_with_one_container() -> (Kiln, String, Vec<String>) {
     );
     let containers = kiln.youki_containers();
     assert_eq!(containers.len(), 1);
-    (kiln, token, containers)
+    let cgroups = kiln.container_cgroups(&containers[0]);
+    assert!(!cgroups.is_empty(), "no cgroup found for {}", containers[0]);
+    assert!(cgroups.iter().all(|dir| dir.is_dir()), "{cgroups:?}");
+    (kiln, token, containers, cgroups)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
-    let (mut kiln, token, containers) = kiln_with_one_container().await;
-    assert!(cgroup_exists(&containers[0]));
+    let (mut kiln, token, _, cgroups) = kiln_with_one_container().await;
 
     kiln.kill();
     kiln.wait_exit().await;
     assert!(
-        wait_until_clean(&kiln, &containers, Duration::from_secs(10)).await,
+        wait_until_clean(&kiln, &cgroups, Duration::from_secs(10)).await,
         "containers outlived kilnd"
     );
 
@@ -61,7 +61,7 @@ async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_sandbox_dies_kilnd_exits_and_its_restart_deletes_the_leftovers() {
-    let (mut kiln, token, containers) = kiln_with_one_container().await;
+    let (mut kiln, token, containers, cgroups) = kiln_with_one_container().await;
 
     let sandbox = nix::unistd::Pid::from_raw(kiln.sandbox_pid());
     nix::sys::signal::kill(sandbox, nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -81,7 +81,7 @@ async fn when_the_sandbox_dies_kilnd_exits_and_its_restart_deletes_the_leftovers
 
     kiln.restart().await;
     assert!(
-        wait_until_clean(&kiln, &containers, Duration::from_secs(10)).await,
+        wait_until_clean(&kiln, &cgroups, Duration::from_secs(10)).await,
         "restart left the orphans"
     );
     let again = kiln

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use sandbox::{ContainerSpec, ProcessSpec, Sandbox};
 
+#[path = "../../../tests/src/cgroups.rs"]
+mod cgroups;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--sandbox-child") {
@@ -33,30 +36,31 @@ async fn run_all() {
 
     // 1. A container runs its function, can write to its runtime folder and nowhere else.
     let spec = container_spec(&work, &rootfs, "kt-run");
-    sandbox.create(spec.clone()).await.expect("create container");
+    let pid = sandbox.create(spec.clone()).await.expect("create container");
     let report = wait_for_file(&spec.runtime_dir.join("report")).await;
-    assert!(report.contains("started"), "function did not run: {report}");
+    for (property, missing) in [
+        ("started", "the function did not run"),
+        ("rootfs read-only", "the root file system is writable"),
+        ("no network", "the network namespace is missing"),
+        ("seccomp filtered", "no seccomp filter"),
+        ("no capabilities", "capabilities left"),
+        ("unshare refused", "unshare was allowed"),
+    ] {
+        assert!(report.lines().any(|line| line == property), "{missing}: {report}");
+    }
+    let cgroups = cgroups::cgroup_dirs(pid, "kt-run");
     assert!(
-        report.contains("rootfs read-only"),
-        "root file system is writable: {report}"
-    );
-    assert!(
-        report.contains("no network"),
-        "network namespace missing: {report}"
+        !cgroups.is_empty() && cgroups.iter().all(|dir| dir.is_dir()),
+        "the container's cgroups, from /proc/{pid}/cgroup: {cgroups:?}"
     );
     println!("test container_runs_isolated ... ok");
 
     // 2. Delete kills it and leaves no state nor cgroup.
     sandbox.delete("kt-run").await.expect("delete container");
     assert!(!state.join("kt-run").exists(), "youki state left behind");
-    assert!(
-        !Path::new("/sys/fs/cgroup/memory/kiln/kt-run").exists(),
-        "memory cgroup left behind"
-    );
-    assert!(
-        !Path::new("/sys/fs/cgroup/pids/kiln/kt-run").exists(),
-        "pids cgroup left behind"
-    );
+    for cgroup in &cgroups {
+        assert!(!cgroup.exists(), "{} left behind", cgroup.display());
+    }
     println!("test delete_leaves_nothing ... ok");
 
     // 3. A function that exits on its own is reported and cleaned up by the sandbox.
