@@ -419,6 +419,12 @@ async fn admin_sql(base_url: &str, sql: &str) {
     }
 }
 
+/// Runs one SQL statement on the database at `url` (a test's own, to stage states the API
+/// cannot make).
+pub async fn run_sql(url: &str, sql: &str) {
+    admin_sql(url, sql).await;
+}
+
 /// Runs `sql` on the `DATABASE_URL` database; the error names PostgreSQL's own message.
 async fn try_admin_sql(base_url: &str, sql: &str) -> Result<(), String> {
     let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)

@@ -14,7 +14,7 @@ mod oci_registry;
 pub use cgroups::cgroup_dirs;
 pub use client::{Reply, Streaming};
 pub use kiln::{
-    ADMIN_TOKEN, Kiln, TestDatabase, function_path, image_path, kiln_cli_path, kilnd_path, tenant_secret,
-    testbed_path,
+    ADMIN_TOKEN, Kiln, TestDatabase, function_path, image_path, kiln_cli_path, kilnd_path, run_sql,
+    tenant_secret, testbed_path,
 };
 pub use oci_registry::OciRegistry;

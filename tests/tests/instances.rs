@@ -479,3 +479,43 @@ async fn finished_instances_are_deleted_after_the_retention_period() {
     );
     kiln.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_this_release_does_not_know_is_an_error_not_a_crash() {
+    let (kiln, token) = kiln_with_flow(&[], "").await;
+    let id = kiln
+        .started_instance(&token, "flow", json!({"scenario": "sleep", "sleep_ms": 600000}))
+        .await;
+    kiln.wait_status(&token, &id, "sleeping", WITHIN).await;
+    // What a newer node might write during a rolling upgrade.
+    e2e::run_sql(
+        &kiln.database_url,
+        "ALTER TABLE instances DROP CONSTRAINT instances_status_check",
+    )
+    .await;
+    e2e::run_sql(
+        &kiln.database_url,
+        &format!("UPDATE instances SET status = 'archived' WHERE id = '{id}'"),
+    )
+    .await;
+
+    let reply = kiln.instance(&token, &id).await;
+    assert_eq!(
+        (reply.status, reply.error_code().as_str()),
+        (500, "internal"),
+        "{}",
+        reply.text()
+    );
+    let listed = kiln
+        .request(http::Method::GET, "/v1/instances", Some(&token), "")
+        .await;
+    assert_eq!(listed.status, 500, "{}", listed.text());
+    let health = kiln.request(http::Method::GET, "/api/health", None, "").await;
+    assert_eq!(health.status, 200, "kilnd still serves");
+    assert!(
+        kiln.log().contains("`archived`, which this Kiln does not know"),
+        "{}",
+        kiln.log()
+    );
+    kiln.finish().await;
+}

@@ -12,6 +12,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("migrations failed: {0}")]
     Migration(String),
+    /// A row holds a value this release does not know, such as a status a newer node wrote
+    /// during a rolling upgrade.
+    #[error("{0}")]
+    UnknownValue(String),
 }
 
 impl StoreError {
@@ -20,7 +24,7 @@ impl StoreError {
         match self {
             StoreError::Unavailable(_) => true,
             StoreError::Query(error) => error.is_closed() || error.as_db_error().is_none(),
-            StoreError::Conflict(_) | StoreError::Migration(_) => false,
+            StoreError::Conflict(_) | StoreError::Migration(_) | StoreError::UnknownValue(_) => false,
         }
     }
 }

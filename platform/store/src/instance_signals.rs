@@ -56,7 +56,7 @@ impl Store {
         else {
             return Ok(SignalOutcome::NotFound);
         };
-        let before = instance_from_row(&row);
+        let before = instance_from_row(&row)?;
         if before.status.is_finished() {
             return Ok(SignalOutcome::Finished(before));
         }
@@ -128,7 +128,7 @@ impl Store {
                     )
                     .await?;
                 log_event(&transaction, id, kind, json!({"signal": signal.id})).await?;
-                instance_from_row(&row)
+                instance_from_row(&row)?
             }
             None => before,
         };

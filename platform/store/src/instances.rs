@@ -159,7 +159,7 @@ impl Store {
             .await?;
         if let Some(row) = inserted {
             return Ok(StartedInstance {
-                instance: instance_from_row(&row),
+                instance: instance_from_row(&row)?,
                 created: true,
             });
         }
@@ -172,7 +172,7 @@ impl Store {
             )
             .await?;
         Ok(StartedInstance {
-            instance: instance_from_row(&row),
+            instance: instance_from_row(&row)?,
             created: false,
         })
     }
@@ -188,7 +188,7 @@ impl Store {
                 &[&id, &tenant],
             )
             .await?;
-        Ok(row.as_ref().map(instance_from_row))
+        row.as_ref().map(instance_from_row).transpose()
     }
 
     pub async fn list_instances(
@@ -223,7 +223,7 @@ impl Store {
                 ],
             )
             .await?;
-        Ok(rows.iter().map(instance_from_row).collect())
+        rows.iter().map(instance_from_row).collect()
     }
 
     /// The checkpoints of the tenant's instance `id` in the order they were stored; `None`
@@ -285,15 +285,22 @@ impl Store {
     }
 }
 
-pub(crate) fn instance_from_row(row: &Row) -> InstanceRecord {
+/// An instance row; a status this release does not know is an error, not a panic.
+pub(crate) fn instance_from_row(row: &Row) -> Result<InstanceRecord, StoreError> {
     let status: String = row.get(5);
-    InstanceRecord {
-        id: row.get(0),
+    let id: String = row.get(0);
+    let status = InstanceStatus::parse(&status).ok_or_else(|| {
+        StoreError::UnknownValue(format!(
+            "instance {id} has status `{status}`, which this Kiln does not know (written by a newer node?)"
+        ))
+    })?;
+    Ok(InstanceRecord {
+        id,
         tenant: row.get(1),
         function: row.get(2),
         version: row.get(3),
         input: row.get(4),
-        status: InstanceStatus::parse(&status).expect("the status column has a CHECK constraint"),
+        status,
         epoch: row.get(6),
         attempt: row.get(7),
         wake_at: row.get(8),
@@ -306,7 +313,7 @@ pub(crate) fn instance_from_row(row: &Row) -> InstanceRecord {
         created_at: row.get(15),
         updated_at: row.get(16),
         finished_at: row.get(17),
-    }
+    })
 }
 
 /// A lifecycle event of any instance, for live streams.
