@@ -3,9 +3,19 @@
 # against real PostgreSQL, real youki containers and the real nginx, then the packaging
 # checks and a k6 smoke run. Installs what is missing first.
 # Needs root (containers). Uses $DATABASE_URL if set, else sets up the local PostgreSQL.
+# `scripts/test.sh --unit`: only the unit tests and the SDKs' tests, as any user, with no
+# database and no container (needs cargo, libseccomp-dev, python3 and node).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
+
+if [ "${1:-}" = --unit ]; then
+  say "unit tests: no root, no database, no containers"
+  cargo test --workspace --lib --bins
+  python3 -m unittest discover -s functions/sdk-python/tests -t functions/sdk-python
+  node --test functions/sdk-node/test/
+  exit 0
+fi
 
 kiln_install_packages
 # A real OCI registry (and its htpasswd tool) for the image pull tests.
