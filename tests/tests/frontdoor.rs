@@ -88,7 +88,7 @@ async fn harness() -> Harness {
         audience: "kiln:acme".into(),
         keys: vec![key],
     };
-    store.create_tenant(&tenant).await.unwrap();
+    store.create_tenant(&tenant, "test").await.unwrap();
     let data_dir = std::env::temp_dir().join(format!("kiln-frontdoor-{}", database.name));
     let registry = Registry::open(
         store.clone(),

@@ -82,6 +82,20 @@ async fn operators_create_tenants_and_mint_tokens_from_the_command_line() {
         .request(Method::GET, "/v1/functions", Some(&token), Bytes::new())
         .await;
     assert_eq!(listed.status, 200, "{}", listed.text());
+    // The command line goes through the same tenant service as the admin API: audited.
+    let audit = kiln
+        .request(Method::GET, "/v1/audit", Some(&token), Bytes::new())
+        .await;
+    assert_eq!(audit.status, 200, "{}", audit.text());
+    let entries = audit.json()["entries"].clone();
+    let created = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["action"] == "tenant.create")
+        .unwrap_or_else(|| panic!("no tenant.create entry: {entries}"));
+    assert_eq!(created["actor"], "admin (kilnd tenant create)");
+    assert_eq!(created["details"]["kids"], serde_json::json!(["k1"]));
     let again = std::process::Command::new(kilnd_path())
         .args(["tenant", "create", "cli-made"])
         .env("DATABASE_URL", &kiln.database_url)

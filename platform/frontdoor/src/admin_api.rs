@@ -111,12 +111,13 @@ where
         name: tenant.name,
         keys,
     };
-    app.inner.store.create_tenant(&new).await?;
+    app.inner
+        .store
+        .create_tenant(&new, &Actor::admin(&new.name).name)
+        .await?;
     app.inner.auth.invalidate(&new.name);
     tracing::info!(tenant = %new.name, keys = new.keys.len(), "tenant created");
     let kids: Vec<&str> = new.keys.iter().map(|key| key.kid.as_str()).collect();
-    let details = json!({"issuer": new.issuer, "audience": new.audience, "kids": kids});
-    audit::record(app, &Actor::admin(&new.name), "tenant.create", &new.name, details).await;
     Ok(json_response(
         StatusCode::CREATED,
         &json!({"name": new.name, "issuer": new.issuer, "audience": new.audience, "kids": kids}),

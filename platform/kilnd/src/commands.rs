@@ -47,7 +47,9 @@ pub async fn create_tenant(config: &Config, name: &str, flags: &[&str]) -> anyho
             .unwrap_or_else(|| format!("kiln:{name}")),
         keys: vec![key.clone()],
     };
-    store.create_tenant(&tenant).await?;
+    store
+        .create_tenant(&tenant, "admin (kilnd tenant create)")
+        .await?;
     let printed = serde_json::json!({
         "tenant": tenant.name, "issuer": tenant.issuer, "audience": tenant.audience,
         "kid": key.kid, "algorithm": key.algorithm, "secret": key.material,

@@ -42,7 +42,10 @@ pub struct TenantRecord {
 
 impl Store {
     /// Creates a tenant and its keys in one transaction.
-    pub async fn create_tenant(&self, tenant: &NewTenant) -> Result<(), StoreError> {
+    /// Creates a tenant with its keys and records `tenant.create` by `actor` in the audit
+    /// log, in one transaction: every way of creating tenants (the admin API, `kilnd tenant
+    /// create`) goes through here, so none skips the log.
+    pub async fn create_tenant(&self, tenant: &NewTenant, actor: &str) -> Result<(), StoreError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
         transaction
@@ -55,6 +58,14 @@ impl Store {
         for key in &tenant.keys {
             insert_key(&transaction, &tenant.name, key).await?;
         }
+        let kids: Vec<&str> = tenant.keys.iter().map(|key| key.kid.as_str()).collect();
+        let details = serde_json::json!({"issuer": tenant.issuer, "audience": tenant.audience, "kids": kids});
+        transaction
+            .execute(
+                "INSERT INTO audit_log (tenant, actor, action, target, details) VALUES ($1, $2, 'tenant.create', $1, $3)",
+                &[&tenant.name, &actor, &details],
+            )
+            .await?;
         transaction.commit().await?;
         Ok(())
     }
