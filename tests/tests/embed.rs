@@ -15,7 +15,10 @@ fn embed_path() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_kiln_serves_functions_and_shuts_down_cleanly() {
-    let mut kiln = Kiln::start_program(&embed_path(), &[]).await;
+    // Three starts and stops in the same process first: each must leave nothing that keeps
+    // the next from serving (or the process from exiting at the end).
+    let mut kiln = Kiln::start_program(&embed_path(), &[("KILN_EMBED_RESTARTS", "3")]).await;
+    assert_eq!(kiln.log().matches("kiln stopped").count(), 3, "{}", kiln.log());
     let token = kiln.create_tenant("acme").await;
     assert_eq!(kiln.upload_testbed(&token, "hello", "").await.status, 201);
     let reply = kiln

@@ -197,6 +197,16 @@ impl Harness {
 }
 
 #[tokio::test]
+async fn closing_the_app_ends_its_live_events_poller() {
+    let harness = harness().await;
+    harness.app.close_streams();
+    tokio::time::timeout(Duration::from_secs(5), harness.app.streams_closed())
+        .await
+        .expect("the poller outlived the app's shutdown");
+    harness.finish().await;
+}
+
+#[tokio::test]
 async fn the_runner_gets_the_request_and_its_answer_goes_back() {
     let harness = harness().await;
     let token = harness.token.clone();

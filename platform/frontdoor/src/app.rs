@@ -96,7 +96,8 @@ impl<R: Runner> App<R> {
 
     pub fn new(parts: AppParts<R>, config: AppConfig) -> App<R> {
         let auth = Authenticator::new(parts.store.clone());
-        let events = LiveEvents::start(parts.store.clone());
+        let closing = CancellationToken::new();
+        let events = LiveEvents::start(parts.store.clone(), closing.clone());
         App {
             inner: Arc::new(AppState {
                 store: parts.store,
@@ -109,16 +110,22 @@ impl<R: Runner> App<R> {
                 logs: parts.logs,
                 events,
                 webhooks: WebhookCache::default(),
-                closing: CancellationToken::new(),
+                closing,
                 config,
                 started: Instant::now(),
             }),
         }
     }
 
-    /// Ends the open event and log streams (shutdown has begun).
+    /// Ends the open event and log streams (shutdown has begun) and the live-events poller.
     pub fn close_streams(&self) {
         self.inner.closing.cancel();
+    }
+
+    /// Waits until the app's own background task (the live-events poller) has ended, after
+    /// [`App::close_streams`].
+    pub async fn streams_closed(&self) {
+        self.inner.events.stopped().await;
     }
 
     /// Answers one request; never fails (errors become JSON error responses).

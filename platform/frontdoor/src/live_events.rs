@@ -12,6 +12,7 @@ use pool::Runner;
 use serde_json::{Value, json};
 use store::Store;
 use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::App;
 use crate::body::{RequestBody, ResponseBody, rfc3339, streamed_body};
@@ -52,22 +53,36 @@ pub struct LiveEvents {
     /// Subscribing and saying so happen under this lock, as does the poller's check for
     /// listeners, so a new subscriber's start is never cleared as stale.
     start_after: Arc<Mutex<i64>>,
+    /// The instance-event poller, until someone waits for it to end.
+    poller: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl LiveEvents {
-    /// Starts the hub and its instance-event poller (which reads only while someone listens).
-    pub fn start(store: Store) -> LiveEvents {
+    /// Starts the hub and its instance-event poller (which reads only while someone listens
+    /// and ends when `closing` is cancelled, so a Kiln embedded and stopped in a longer-lived
+    /// program leaves no task or database pool behind).
+    pub fn start(store: Store, closing: CancellationToken) -> LiveEvents {
         let (sender, _) = broadcast::channel(BACKLOG);
         let start_after = Arc::new(Mutex::new(NO_START));
-        tokio::spawn(poll_instance_events(
+        let poller = tokio::spawn(poll_instance_events(
             store.clone(),
             sender.clone(),
             start_after.clone(),
+            closing,
         ));
         LiveEvents {
             sender,
             store,
             start_after,
+            poller: Arc::new(Mutex::new(Some(poller))),
+        }
+    }
+
+    /// Waits until the poller has ended (after `closing` was cancelled).
+    pub async fn stopped(&self) {
+        let poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(poller) = poller {
+            let _ = poller.await;
         }
     }
 
@@ -169,6 +184,7 @@ async fn poll_instance_events(
     store: Store,
     sender: broadcast::Sender<Arc<LiveEvent>>,
     start_after: Arc<Mutex<i64>>,
+    closing: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(POLL_INTERVAL);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -180,8 +196,14 @@ async fn poll_instance_events(
     let mut history_up_to = i64::MIN;
     let mut full_batch = false;
     loop {
+        if closing.is_cancelled() {
+            return;
+        }
         if !full_batch {
-            ticker.tick().await;
+            tokio::select! {
+                _ = closing.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
         }
         full_batch = false;
         let asked = {

@@ -6,7 +6,8 @@
 //!   KILN_ADMIN_TOKEN=admin cargo run -p kiln --example embed
 //! ```
 //!
-//! It reads three of kilnd's variables and picks a free port.
+//! It reads three of kilnd's variables and picks a free port; `KILN_EMBED_RESTARTS=N` starts
+//! and stops Kiln N times first.
 
 use std::time::Duration;
 
@@ -39,17 +40,27 @@ async fn run() -> anyhow::Result<()> {
     };
     database.pool = Some(limits);
     let pool = database.create_pool(Some(Runtime::Tokio1), NoTls)?;
-    let running = Kiln::builder()
-        .database_pool(pool)
-        .data_dir(&data_dir)
-        .bind(([127, 0, 0, 1], 0).into())
-        .admin_token(std::env::var("KILN_ADMIN_TOKEN").ok())
-        .limits(Limits {
-            shutdown_grace: Duration::from_secs(5),
-            ..Limits::default()
-        })
-        .start()
-        .await?;
+    let kiln = || {
+        Kiln::builder()
+            .database_pool(pool.clone())
+            .data_dir(&data_dir)
+            .bind(([127, 0, 0, 1], 0).into())
+            .admin_token(std::env::var("KILN_ADMIN_TOKEN").ok())
+            .limits(Limits {
+                shutdown_grace: Duration::from_secs(5),
+                ..Limits::default()
+            })
+    };
+    // A host may start and stop Kiln many times in one process (KILN_EMBED_RESTARTS times
+    // here before the run that serves): each stop must leave nothing running.
+    let restarts: usize = std::env::var("KILN_EMBED_RESTARTS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    for _ in 0..restarts {
+        kiln().start().await?.shutdown().await?;
+    }
+    let running = kiln().start().await?;
     println!("embedded kiln listening on http://{}", running.local_addr());
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {

@@ -189,7 +189,8 @@ async fn serve_until_stopped(
             }
         }
     };
-    frontdoor::serve(listener, app, server_config, stopped).await;
+    frontdoor::serve(listener, app.clone(), server_config, stopped).await;
+    app.streams_closed().await;
     tracing::info!("requests drained; finishing instance dispatches");
     instances.shutdown(grace).await;
     tracing::info!("deleting containers");
