@@ -1,8 +1,9 @@
 //! The authenticator: reads a bearer token, loads the claimed tenant's keys (cached briefly)
 //! and verifies the token against them.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use store::Store;
@@ -73,15 +74,14 @@ impl Authenticator {
 
     /// Forgets a tenant's cached keys and verified tokens after its keys changed on this node.
     pub fn invalidate(&self, tenant: &str) {
-        self.cache.lock().expect("key cache lock").remove(tenant);
+        self.cache.lock().remove(tenant);
         self.verified
             .lock()
-            .expect("token cache lock")
             .retain(|_, (_, claims)| claims.tenant != tenant);
     }
 
     fn recently_verified(&self, token: &str) -> Option<Claims> {
-        let verified = self.verified.lock().expect("token cache lock");
+        let verified = self.verified.lock();
         let (valid_until, claims) = verified.get(token)?;
         (Instant::now() < *valid_until).then(|| claims.clone())
     }
@@ -89,7 +89,7 @@ impl Authenticator {
     fn remember(&self, token: &str, claims: &Claims) {
         let seconds_left = claims.exp.saturating_sub(jsonwebtoken::get_current_timestamp());
         let valid_for = KEY_CACHE_TTL.min(Duration::from_secs(seconds_left));
-        let mut verified = self.verified.lock().expect("token cache lock");
+        let mut verified = self.verified.lock();
         if verified.len() >= KEY_CACHE_MAX {
             verified.clear();
         }
@@ -97,7 +97,7 @@ impl Authenticator {
     }
 
     async fn verifier(&self, tenant: &str) -> Result<Option<Arc<TenantVerifier>>, AuthError> {
-        if let Some((read_at, verifier)) = self.cache.lock().expect("key cache lock").get(tenant)
+        if let Some((read_at, verifier)) = self.cache.lock().get(tenant)
             && read_at.elapsed() < KEY_CACHE_TTL
         {
             return Ok(verifier.clone());
@@ -117,7 +117,7 @@ impl Authenticator {
             },
             None => None,
         };
-        let mut cache = self.cache.lock().expect("key cache lock");
+        let mut cache = self.cache.lock();
         if cache.len() >= KEY_CACHE_MAX {
             cache.clear();
         }

@@ -2,8 +2,9 @@
 //! and instance lifecycle events (from PostgreSQL, so from every node) as Server-Sent
 //! Events. A tenant sees only its own events.
 
+use parking_lot::Mutex;
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -80,7 +81,7 @@ impl LiveEvents {
 
     /// Waits until the poller has ended (after `closing` was cancelled).
     pub async fn stopped(&self) {
-        let poller = self.poller.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let poller = self.poller.lock().take();
         if let Some(poller) = poller {
             let _ = poller.await;
         }
@@ -92,7 +93,7 @@ impl LiveEvents {
     /// commits before an idle poller's first read, at most one poll interval later.)
     async fn subscribe(&self) -> Result<broadcast::Receiver<Arc<LiveEvent>>, ApiError> {
         let newest = self.store.last_instance_event_id().await?;
-        let mut start_after = self.start_after.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut start_after = self.start_after.lock();
         *start_after = (*start_after).min(newest);
         Ok(self.sender.subscribe())
     }
@@ -207,7 +208,7 @@ async fn poll_instance_events(
         }
         full_batch = false;
         let asked = {
-            let mut start_after = start_after.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut start_after = start_after.lock();
             if sender.receiver_count() == 0 {
                 // Nobody listens: start where the next subscriber says when someone does.
                 *start_after = NO_START;

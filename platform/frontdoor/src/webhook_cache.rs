@@ -1,8 +1,9 @@
 //! Webhook settings by function, cached briefly (absent ones too): a tokenless request
 //! must not cost a PostgreSQL query each, or a flood of anonymous calls would drain the pool.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use store::{Store, StoreError, WebhookRecord};
@@ -32,7 +33,6 @@ impl WebhookCache {
         let cached = self
             .entries
             .lock()
-            .expect("webhook cache lock")
             .get(&key)
             .filter(|(at, _)| at.elapsed() < TTL)
             .map(|(_, webhook)| webhook.clone());
@@ -40,7 +40,7 @@ impl WebhookCache {
             return Ok(webhook);
         }
         let webhook = store.webhook(tenant, function).await?.map(Arc::new);
-        let mut entries = self.entries.lock().expect("webhook cache lock");
+        let mut entries = self.entries.lock();
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -52,7 +52,6 @@ impl WebhookCache {
     pub fn invalidate(&self, tenant: &str, function: &str) {
         self.entries
             .lock()
-            .expect("webhook cache lock")
             .remove(&(tenant.to_owned(), function.to_owned()));
     }
 }

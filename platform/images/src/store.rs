@@ -7,11 +7,11 @@
 //! removes its partial pieces, and pieces left by a crash are removed when the store opens.
 //! Layers no record names are removed whenever an image is.
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kiln_types::ProcessSpec;
@@ -178,7 +178,7 @@ impl ImageStore {
         }
         let reference = candidate.refs.first().cloned();
         let rootfs_bytes = self.limits.max_rootfs_bytes - budget.bytes_left;
-        let _commit = self.commit.lock().expect("image store lock");
+        let _commit = self.commit.lock();
         for (diff_id, partial) in &layers {
             if let Some(partial) = partial {
                 place(partial, &self.layers.join(diff_id))?;
@@ -234,7 +234,7 @@ impl ImageStore {
 
     /// Removes the image `digest` and every layer no other image uses.
     pub fn remove(&self, digest: &str) -> io::Result<()> {
-        let _commit = self.commit.lock().expect("image store lock");
+        let _commit = self.commit.lock();
         match fs::remove_file(self.records.join(format!("{digest}.json"))) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}

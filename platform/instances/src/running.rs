@@ -1,8 +1,9 @@
 //! The dispatches this node runs right now, by instance and epoch: the only claims whose
 //! leases it renews (a stale dispatch of the same instance never renews a newer one).
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Running {
@@ -23,7 +24,7 @@ impl Running {
         self.lock().iter().cloned().unzip()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, i64)>> {
-        self.dispatches.lock().expect("running lock")
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashSet<(String, i64)>> {
+        self.dispatches.lock()
     }
 }

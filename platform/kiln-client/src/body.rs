@@ -73,7 +73,8 @@ impl Body for CountingBody {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
 
     use super::*;
 
@@ -84,13 +85,13 @@ mod tests {
         let record = seen.clone();
         let body = counted(
             data.clone(),
-            Box::new(move |sent, total| record.lock().unwrap().push((sent, total))),
+            Box::new(move |sent, total| record.lock().push((sent, total))),
         );
         assert_eq!(body.size_hint().exact(), Some(150_000));
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(collected, data);
         assert_eq!(
-            *seen.lock().unwrap(),
+            *seen.lock(),
             [(65_536, 150_000), (131_072, 150_000), (150_000, 150_000)]
         );
     }

@@ -4,9 +4,10 @@
 //! `fixtures/` holds a test CA and a server certificate for `127.0.0.1` and `localhost` that
 //! it signed (P-256, valid until 2126), made with openssl; the CA's key was not kept.
 
+use parking_lot::Mutex;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -142,13 +143,13 @@ async fn uploads_send_every_byte_and_report_progress() {
             "hello",
             &settings,
             executable,
-            Box::new(move |sent, total| record.lock().unwrap().push((sent, total))),
+            Box::new(move |sent, total| record.lock().push((sent, total))),
         )
         .await
         .unwrap();
     assert_eq!(uploaded.version.size_bytes, 200_000);
     assert_eq!(uploaded.version.settings["query"], "memory_mb=64&env=A%3DB");
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock();
     assert_eq!(seen.last(), Some(&(200_000, 200_000)));
     assert_eq!(seen.len(), 4, "{seen:?}");
 }

@@ -1,7 +1,7 @@
 //! One running container as the dispatcher sees it: where to send work, and whether it died.
 
+use parking_lot::Mutex;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -36,16 +36,12 @@ pub(crate) struct Container {
 
 impl Container {
     pub(crate) fn mark_died(&self, status: String) {
-        *self.exit_status.lock().expect("container lock") = Some(status);
+        *self.exit_status.lock() = Some(status);
         self.died.cancel();
     }
 
     pub(crate) fn exit_status(&self) -> String {
-        self.exit_status
-            .lock()
-            .expect("container lock")
-            .clone()
-            .unwrap_or_else(|| "exited".into())
+        self.exit_status.lock().clone().unwrap_or_else(|| "exited".into())
     }
 
     /// True the first time only: the caller then owns the retirement.
@@ -54,15 +50,15 @@ impl Container {
     }
 
     pub(crate) fn idle_since(&self) -> Instant {
-        *self.last_used.lock().expect("container lock")
+        *self.last_used.lock()
     }
 
     /// Stops reading its output and removes its FIFOs.
     pub(crate) fn stop_capture(&self) {
-        self.capture.lock().expect("container lock").take();
+        self.capture.lock().take();
     }
 
     pub(crate) fn touch(&self) {
-        *self.last_used.lock().expect("container lock") = Instant::now();
+        *self.last_used.lock() = Instant::now();
     }
 }

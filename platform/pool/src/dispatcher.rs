@@ -4,10 +4,11 @@
 //! Each invocation runs in its own task, so a caller that disconnects cannot interrupt the
 //! bookkeeping halfway: the container always goes back to its pool or is retired.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sandbox::{ContainerExit, Sandbox};
@@ -136,14 +137,7 @@ impl Dispatcher {
     pub async fn shutdown(&self) {
         self.inner.closing.store(true, Ordering::SeqCst);
         self.inner.stop.cancel();
-        let pools: Vec<Arc<Pool>> = self
-            .inner
-            .pools
-            .lock()
-            .expect("pools lock")
-            .drain()
-            .map(|(_, pool)| pool)
-            .collect();
+        let pools: Vec<Arc<Pool>> = self.inner.pools.lock().drain().map(|(_, pool)| pool).collect();
         for pool in pools {
             pool.close();
         }
@@ -154,7 +148,6 @@ impl Dispatcher {
             .inner
             .containers
             .lock()
-            .expect("containers lock")
             .drain()
             .map(|(_, (_, container))| container)
             .collect();
@@ -234,7 +227,7 @@ impl Dispatcher {
                 container: container.id.clone(),
                 in_function,
                 queued,
-                cold_start: cold.then(|| *container.start_phases.lock().expect("container lock")),
+                cold_start: cold.then(|| *container.start_phases.lock()),
             });
         }
         Err(busy())
@@ -299,17 +292,11 @@ impl Dispatcher {
 
     /// A snapshot of every pool, taken without holding the map's lock afterwards.
     pub(crate) fn all_pools(&self) -> Vec<Arc<Pool>> {
-        self.inner
-            .pools
-            .lock()
-            .expect("pools lock")
-            .values()
-            .cloned()
-            .collect()
+        self.inner.pools.lock().values().cloned().collect()
     }
 
     pub(crate) fn pool_for(&self, target: &Arc<FunctionTarget>) -> Arc<Pool> {
-        let mut pools = self.inner.pools.lock().expect("pools lock");
+        let mut pools = self.inner.pools.lock();
         pools
             .entry(target.pool_key())
             .or_insert_with(|| Arc::new(Pool::new(target.clone())))
@@ -319,7 +306,7 @@ impl Dispatcher {
     /// The pool of `target`, marked as its function's current version, under the map's lock
     /// so the idle reaper cannot drop it between the two steps.
     pub(crate) fn current_pool_for(&self, target: &Arc<FunctionTarget>) -> Arc<Pool> {
-        let mut pools = self.inner.pools.lock().expect("pools lock");
+        let mut pools = self.inner.pools.lock();
         let pool = pools
             .entry(target.pool_key())
             .or_insert_with(|| Arc::new(Pool::new(target.clone())));

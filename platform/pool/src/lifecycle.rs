@@ -1,9 +1,10 @@
 //! Containers coming and going: starting one for a pool, retiring one (crashed, timed out,
 //! idle, superseded, deleted), and the background tasks that drive both.
 
+use parking_lot::Mutex;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sandbox::{ContainerExit, ContainerSpec};
@@ -23,7 +24,7 @@ impl Dispatcher {
     /// other versions close.
     pub fn prewarm(&self, target: Arc<FunctionTarget>) {
         let superseded: Vec<Arc<Pool>> = {
-            let mut pools = self.inner.pools.lock().expect("pools lock");
+            let mut pools = self.inner.pools.lock();
             let keys: Vec<_> = pools
                 .keys()
                 .filter(|(tenant, function, version)| {
@@ -44,7 +45,7 @@ impl Dispatcher {
     /// Busy containers finish their invocation first.
     pub fn retire_function(&self, tenant: &str, function: &str) {
         let closed: Vec<Arc<Pool>> = {
-            let mut pools = self.inner.pools.lock().expect("pools lock");
+            let mut pools = self.inner.pools.lock();
             let keys: Vec<_> = pools
                 .keys()
                 .filter(|(pool_tenant, pool_function, _)| pool_tenant == tenant && pool_function == function)
@@ -141,10 +142,9 @@ impl Dispatcher {
         self.inner
             .containers
             .lock()
-            .expect("containers lock")
             .insert(id.clone(), (pool.clone(), container.clone()));
         let spec = self.container_spec(target, &id, runtime_dir, &capture);
-        *container.capture.lock().expect("container lock") = Some(capture);
+        *container.capture.lock() = Some(capture);
         let creating = Instant::now();
         if let Err(error) = self.inner.sandbox.create(spec).await {
             // Never counted in the pool: clean up without touching its counts.
@@ -153,7 +153,7 @@ impl Dispatcher {
             self.delete_in_background(&container);
             return Err(start_failed("create container", &error));
         }
-        *container.start_phases.lock().expect("container lock") = StartPhases {
+        *container.start_phases.lock() = StartPhases {
             socket: socket_bound,
             container: creating.elapsed(),
             total: asked.elapsed(),
@@ -227,11 +227,7 @@ impl Dispatcher {
     }
 
     fn forget(&self, container: &Container) {
-        self.inner
-            .containers
-            .lock()
-            .expect("containers lock")
-            .remove(&container.id);
+        self.inner.containers.lock().remove(&container.id);
         container.server.abort();
         let _ = std::fs::remove_dir_all(&container.runtime_dir);
     }
@@ -277,13 +273,7 @@ impl Dispatcher {
 
     pub(crate) async fn watch_exits(self, mut exits: mpsc::UnboundedReceiver<ContainerExit>) {
         while let Some(exit) = exits.recv().await {
-            let found = self
-                .inner
-                .containers
-                .lock()
-                .expect("containers lock")
-                .get(&exit.container)
-                .cloned();
+            let found = self.inner.containers.lock().get(&exit.container).cloned();
             let Some((pool, container)) = found else { continue };
             tracing::warn!(container = %exit.container, status = %exit.status, function = %pool.target.function, "container exited");
             container.mark_died(exit.status);
@@ -311,11 +301,7 @@ impl Dispatcher {
                 self.fill_to_min_warm(&pool);
             }
             // Under the map's lock, so no caller can pick up a pool between its close and removal.
-            self.inner
-                .pools
-                .lock()
-                .expect("pools lock")
-                .retain(|_, pool| !pool.close_if_unused());
+            self.inner.pools.lock().retain(|_, pool| !pool.close_if_unused());
         }
     }
 }

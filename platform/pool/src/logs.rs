@@ -6,13 +6,14 @@
 //! file and one rotated predecessor, give or take one line), however much it writes; the
 //! log files are touched by one thread only, never by the async workers.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
@@ -382,7 +383,7 @@ impl Source {
             while buffer.last().is_some_and(|byte| *byte == b'\n' || *byte == b'\r') {
                 buffer.pop();
             }
-            let attribution = self.attribution.lock().expect("attribution lock").clone();
+            let attribution = self.attribution.lock().clone();
             self.logs.publish(LogLine {
                 tenant: self.tenant.clone(),
                 function: self.function.clone(),
@@ -455,7 +456,7 @@ mod tests {
         let logs = FunctionLogs::new(dir.clone(), 1 << 20);
         let mut follower = logs.follow();
         let attribution = SharedAttribution::default();
-        attribution.lock().unwrap().invocation = Some("c1-7".into());
+        attribution.lock().invocation = Some("c1-7".into());
         let capture = logs.capture("c1", "acme", "hello", attribution).unwrap();
         let mut writer = OpenOptions::new().write(true).open(&capture.stderr).unwrap();
         writer.write_all(b"first\nsecond\r\n").unwrap();

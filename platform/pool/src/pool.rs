@@ -3,9 +3,10 @@
 //! Counts change only under the pool's lock, and every container that reached the pool
 //! leaves it exactly once (through [`Pool::remove`]), so the counts cannot drift.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -216,8 +217,8 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
-        self.state.lock().expect("pool lock")
+    fn lock(&self) -> parking_lot::MutexGuard<'_, PoolState> {
+        self.state.lock()
     }
 }
 
@@ -265,7 +266,7 @@ fn offer_start_slot(state: &mut PoolState) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use parking_lot::Mutex;
     use std::sync::atomic::AtomicBool;
     use std::time::{Duration, Instant};
 

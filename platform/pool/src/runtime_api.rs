@@ -60,7 +60,7 @@ pub(crate) struct RuntimeChannel {
     /// Assignments waiting for the function's next `GET /v1/invocation/next`.
     inbox: Mutex<mpsc::Receiver<Assignment>>,
     /// The invocation the function is working on: its id and its caller.
-    current: std::sync::Mutex<Option<Current>>,
+    current: parking_lot::Mutex<Option<Current>>,
     next_invocation_id: AtomicU64,
     response_limit: usize,
     /// The container's id, in the invocation ids its log lines carry.
@@ -78,7 +78,7 @@ impl RuntimeChannel {
         let (sender, inbox) = mpsc::channel(1);
         let channel = RuntimeChannel {
             inbox: Mutex::new(inbox),
-            current: std::sync::Mutex::new(None),
+            current: parking_lot::Mutex::new(None),
             next_invocation_id: AtomicU64::new(1),
             response_limit,
             container: container.to_owned(),
@@ -88,7 +88,7 @@ impl RuntimeChannel {
     }
 
     fn complete(&self, id: u64, outcome: Result<FunctionResponse, InvokeError>) -> bool {
-        let mut current = self.current.lock().expect("runtime channel lock");
+        let mut current = self.current.lock();
         match current.take() {
             Some(Current {
                 id: current_id,
@@ -175,11 +175,11 @@ async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
     };
     let id = channel.next_invocation_id.fetch_add(1, Ordering::Relaxed);
     let durable = invocation.durable.clone();
-    *channel.attribution.lock().expect("attribution lock") = Attribution {
+    *channel.attribution.lock() = Attribution {
         invocation: Some(format!("{}-{id}", channel.container)),
         instance: durable.as_ref().map(|session| session.instance_id().to_owned()),
     };
-    *channel.current.lock().expect("runtime channel lock") = Some(Current {
+    *channel.current.lock() = Some(Current {
         id,
         respond,
         durable: durable.clone(),
@@ -306,7 +306,7 @@ async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming
 }
 
 fn is_current(channel: &RuntimeChannel, id: u64) -> bool {
-    matches!(&*channel.current.lock().expect("runtime channel lock"), Some(current) if current.id == id)
+    matches!(&*channel.current.lock(), Some(current) if current.id == id)
 }
 
 /// A checkpoint, sleep or wait call of a durable dispatch; see the function contract.
@@ -316,7 +316,7 @@ async fn durable_call(
     verb: &str,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let session = match &*channel.current.lock().expect("runtime channel lock") {
+    let session = match &*channel.current.lock() {
         Some(current) if current.id == id => current.durable.clone(),
         _ => return unknown_invocation(),
     };

@@ -1,8 +1,9 @@
 //! The registry proper: upload, list, resolve (with a short cache), roll back, delete.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -141,7 +142,6 @@ impl Registry {
     pub(crate) fn forget(&self, tenant: &str, name: &str) {
         self.cache
             .lock()
-            .expect("resolve cache lock")
             .retain(|(cached_tenant, cached_name, _), _| !(cached_tenant == tenant && cached_name == name));
     }
 
@@ -165,7 +165,7 @@ impl Registry {
         selector: &VersionSelector,
     ) -> Result<Option<Arc<FunctionTarget>>, RegistryError> {
         let key = (tenant.to_owned(), name.to_owned(), selector.clone());
-        if let Some((read_at, target)) = self.cache.lock().expect("resolve cache lock").get(&key)
+        if let Some((read_at, target)) = self.cache.lock().get(&key)
             && read_at.elapsed() < RESOLVE_CACHE_TTL
         {
             return Ok(target.clone());
@@ -177,7 +177,7 @@ impl Registry {
             }
             None => None,
         };
-        let mut cache = self.cache.lock().expect("resolve cache lock");
+        let mut cache = self.cache.lock();
         if cache.len() >= RESOLVE_CACHE_MAX {
             cache.clear();
         }

@@ -39,7 +39,7 @@ pub struct ContainerExit {
 
 /// Callers waiting for replies, by request id; `None` once the sandbox is gone, so that
 /// later requests fail at once instead of waiting for a reply that cannot come.
-type PendingReplies = Arc<std::sync::Mutex<Option<HashMap<u64, oneshot::Sender<Result<i32, String>>>>>>;
+type PendingReplies = Arc<parking_lot::Mutex<Option<HashMap<u64, oneshot::Sender<Result<i32, String>>>>>>;
 
 /// Longest wait for one reply; the sandbox works through requests in turn, so this bounds
 /// a whole queue of container starts, not one.
@@ -83,7 +83,7 @@ impl Sandbox {
             .spawn()?;
         ours.set_nonblocking(true)?;
         let (read_half, write_half) = UnixStream::from_std(ours)?.into_split();
-        let pending: PendingReplies = Arc::new(std::sync::Mutex::new(Some(HashMap::new())));
+        let pending: PendingReplies = Arc::new(parking_lot::Mutex::new(Some(HashMap::new())));
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         tokio::spawn(read_messages(
             BufReader::new(read_half),
@@ -133,7 +133,7 @@ impl Sandbox {
             .map_err(|error| SandboxError::Failed(error.to_string()))?;
         line.push(b'\n');
         let (reply_tx, reply_rx) = oneshot::channel();
-        match self.pending.lock().expect("pending replies lock").as_mut() {
+        match self.pending.lock().as_mut() {
             Some(pending) => pending.insert(id, reply_tx),
             None => return Err(SandboxError::Gone),
         };
@@ -154,7 +154,7 @@ impl Sandbox {
 }
 
 fn forget_reply(pending: &PendingReplies, id: u64) {
-    if let Some(pending) = pending.lock().expect("pending replies lock").as_mut() {
+    if let Some(pending) = pending.lock().as_mut() {
         pending.remove(&id);
     }
 }
@@ -171,7 +171,7 @@ async fn write_messages(
                 if let Err(error) = writer.write_all(&line).await {
                     tracing::error!(%error, "writing to the sandbox failed");
                     // Dropping the waiters tells every caller the sandbox is gone.
-                    pending.lock().expect("pending replies lock").take();
+                    pending.lock().take();
                     return;
                 }
             }
@@ -199,11 +199,7 @@ async fn read_messages(
         }
         match serde_json::from_str::<Message>(&line) {
             Ok(Message::Reply(Reply { id, outcome })) => {
-                let waiter = pending
-                    .lock()
-                    .expect("pending replies lock")
-                    .as_mut()
-                    .and_then(|pending| pending.remove(&id));
+                let waiter = pending.lock().as_mut().and_then(|pending| pending.remove(&id));
                 if let Some(waiter) = waiter {
                     let _ = waiter.send(outcome);
                 }
@@ -216,5 +212,5 @@ async fn read_messages(
     }
     tracing::warn!("sandbox control socket closed");
     // Dropping the waiters tells every caller the sandbox is gone.
-    pending.lock().expect("pending replies lock").take();
+    pending.lock().take();
 }

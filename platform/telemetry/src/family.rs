@@ -1,7 +1,7 @@
 //! Metric families: one name, fixed label names, one series per combination of label values.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::text;
@@ -27,28 +27,23 @@ impl CounterFamily {
     /// Adds `by` to the series named by `labels` (one value per label name, in order).
     pub fn add(&self, labels: &[&str], by: u64) {
         debug_assert_eq!(labels.len(), self.label_names.len(), "{}: label count", self.name);
-        *self
-            .series
-            .lock()
-            .expect("metrics lock")
-            .entry(key(labels))
-            .or_insert(0) += by;
+        *self.series.lock().entry(key(labels)).or_insert(0) += by;
     }
 
     pub fn get(&self, labels: &[&str]) -> u64 {
-        let series = self.series.lock().expect("metrics lock");
+        let series = self.series.lock();
         series.get(&key(labels)).copied().unwrap_or(0)
     }
 
     /// Drops every series whose first label values are `leading`.
     pub fn forget(&self, leading: &[&str]) {
-        forget(&mut self.series.lock().expect("metrics lock"), leading);
+        forget(&mut self.series.lock(), leading);
     }
 
     pub(crate) fn render(&self, out: &mut String) {
         text::header(out, self.name, "counter", self.help);
         // Copied out, so invocations do not wait while a scrape formats text.
-        let series = self.series.lock().expect("metrics lock").clone();
+        let series = self.series.lock().clone();
         for (labels, count) in sorted(&series, self.label_names.len()) {
             text::sample(out, self.name, self.label_names, &labels, None, *count as f64);
         }
@@ -101,7 +96,7 @@ impl HistogramFamily {
             .iter()
             .position(|&bound| seconds <= bound)
             .unwrap_or(self.bounds.len());
-        let mut series = self.series.lock().expect("metrics lock");
+        let mut series = self.series.lock();
         let histogram = series.entry(key(labels)).or_insert_with(|| Histogram {
             buckets: vec![0; self.bounds.len() + 1],
             ..Histogram::default()
@@ -113,19 +108,19 @@ impl HistogramFamily {
 
     /// How many observations the series named by `labels` holds.
     pub fn count(&self, labels: &[&str]) -> u64 {
-        let series = self.series.lock().expect("metrics lock");
+        let series = self.series.lock();
         series.get(&key(labels)).map_or(0, |histogram| histogram.count)
     }
 
     /// Drops every series whose first label values are `leading`.
     pub fn forget(&self, leading: &[&str]) {
-        forget(&mut self.series.lock().expect("metrics lock"), leading);
+        forget(&mut self.series.lock(), leading);
     }
 
     pub(crate) fn render(&self, out: &mut String) {
         text::header(out, self.name, "histogram", self.help);
         // Copied out, so invocations do not wait while a scrape formats text.
-        let series = self.series.lock().expect("metrics lock").clone();
+        let series = self.series.lock().clone();
         let bucket_name = format!("{}_bucket", self.name);
         for (labels, histogram) in sorted(&series, self.label_names.len()) {
             let mut cumulative = 0;
