@@ -349,7 +349,22 @@ async fn function_output_is_kept_per_invocation_bounded_and_followed() {
         )
         .await;
     assert_eq!(flood.status, 200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The flood's last stdout line has reached the log.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let tail = kiln
+            .request(Method::GET, "/v1/functions/chatty/logs?lines=5", Some(&token), "")
+            .await;
+        if tail.text().contains("flood out 2999") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flood never reached the log: {}",
+            tail.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let folder = kiln.data_dir.join("logs/acme");
     let total: u64 = std::fs::read_dir(&folder)
         .unwrap()

@@ -186,8 +186,12 @@ async fn cancel_pause_and_resume_act_on_a_sleeping_instance() {
     kiln.wait_status(&token, &id, "sleeping", WITHIN).await;
     let paused = kiln.signal(&token, &id, "pause", json!(null)).await;
     assert_eq!(paused.json()["instance"]["status"], "paused", "{}", paused.text());
-    // Paused past its wake time, it stays put.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Paused past its wake time, it stays put: a witness that sleeps as long, started after
+    // it, completes first, so the scheduler has passed that wake time.
+    let witness = kiln
+        .started_instance(&token, "flow", json!({"scenario": "sleep", "sleep_ms": 1500}))
+        .await;
+    kiln.wait_status(&token, &witness, "completed", WITHIN).await;
     assert_eq!(kiln.instance(&token, &id).await.json()["status"], "paused");
     let resumed = kiln.signal(&token, &id, "resume", json!(null)).await;
     assert_eq!(resumed.status, 202);
@@ -367,7 +371,8 @@ async fn writes_of_a_stale_dispatch_are_refused() {
     }
     let paused = kiln.signal(&token, &id, "pause", json!(null)).await;
     assert_eq!(paused.json()["instance"]["status"], "paused", "{}", paused.text());
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The stale dispatch ends when its container is free again; its writes are refused.
+    kiln.wait_busy(0, WITHIN).await;
     let checkpoints = kiln.checkpoints(&token, &id).await;
     assert!(
         checkpoints.get("after").is_none(),
