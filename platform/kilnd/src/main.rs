@@ -1,5 +1,6 @@
 //! `kilnd`: the Kiln server, plus its sandbox process entry point and operator commands.
 
+mod args;
 mod commands;
 mod config;
 mod logging;
@@ -7,37 +8,26 @@ mod server;
 
 use std::process::ExitCode;
 
+use args::{Cli, Command, TenantCommand, TokenCommand};
+use clap::Parser;
 use config::Config;
 
-const USAGE: &str = "usage:
-  kilnd [serve]                      run the server (configured by KILN_* variables and DATABASE_URL)
-  kilnd migrate                      apply database migrations and exit
-  kilnd tenant create NAME [--kid K] [--secret S] [--issuer I] [--audience A]
-                                     create a tenant with an HS256 key (prints the key as JSON)
-  kilnd token mint --tenant T --secret S [--kid K] [--issuer I] [--audience A] [--ttl SECONDS]
-                                     print a JWT for tenant T
-  kilnd sandbox --state DIR          internal: the container sandbox process";
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cli = Cli::parse();
     // The sandbox must start before any thread exists: libcontainer forks with raw clone.
-    if let ["sandbox", "--state", state] = words.as_slice() {
+    if let Some(Command::Sandbox { state }) = &cli.command {
         // Log like the parent did; an unreadable format is the parent's to report.
         let format = match std::env::var("KILN_LOG_FORMAT").as_deref() {
             Ok("json") => config::LogFormat::Json,
             _ => config::LogFormat::Text,
         };
         logging::init(format);
-        return kiln::run_sandbox(std::path::Path::new(state));
+        return kiln::run_sandbox(state);
     }
-    if let ["token", "mint", flags @ ..] = words.as_slice() {
-        return commands::mint_token(flags);
-    }
-    if matches!(words.as_slice(), ["help" | "--help" | "-h"]) {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
+    let command = match cli.command {
+        Some(Command::Token(TokenCommand::Mint(mint))) => return commands::mint_token(mint),
+        command => command,
+    };
     let config = match Config::from_lookup(|key| std::env::var(key).ok()) {
         Ok(config) => config,
         Err(error) => {
@@ -54,15 +44,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = match words.as_slice() {
-        [] | ["serve"] => runtime.block_on(server::run(config)),
-        ["migrate"] => runtime.block_on(commands::migrate(&config)),
-        ["tenant", "create", name, flags @ ..] => {
-            runtime.block_on(commands::create_tenant(&config, name, flags))
+    let outcome = match command {
+        None | Some(Command::Serve) => runtime.block_on(server::run(config)),
+        Some(Command::Migrate) => runtime.block_on(commands::migrate(&config)),
+        Some(Command::Tenant(TenantCommand::Create(tenant))) => {
+            runtime.block_on(commands::create_tenant(&config, tenant))
         }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
+        Some(Command::Token(_) | Command::Sandbox { .. }) => {
+            unreachable!("handled before the runtime starts")
         }
     };
     match outcome {
