@@ -14,6 +14,7 @@ mod lifecycle;
 mod logs;
 mod pool;
 mod runtime_api;
+mod runtime_error;
 
 pub use dispatcher::{Dispatcher, DispatcherConfig, PoolFigures};
 pub use durable::{DurableCall, DurableError, DurableFuture, DurableReply, DurableSession};

@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::logs::{Attribution, SharedAttribution};
+use crate::runtime_error::RuntimeApiError;
 use crate::{
     DurableCall, DurableError, DurableReply, DurableSession, FunctionResponse, Invocation, InvokeError,
 };
@@ -138,28 +139,32 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let response = match (request.method(), segments.as_slice()) {
+    let id = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| RuntimeApiError::UnknownInvocation)
+    };
+    let outcome = match (request.method(), segments.as_slice()) {
         (&Method::GET, ["v1", "invocation", "next"]) => next_invocation(&channel).await,
-        (&Method::POST, ["v1", "invocation", id, "response"]) => match id.parse() {
+        (&Method::POST, ["v1", "invocation", text, "response"]) => match id(text) {
             Ok(id) => post_response(&channel, id, request).await,
-            Err(_) => unknown_invocation(),
+            Err(error) => Err(error),
         },
-        (&Method::POST, ["v1", "invocation", id, "error"]) => match id.parse() {
+        (&Method::POST, ["v1", "invocation", text, "error"]) => match id(text) {
             Ok(id) => post_error(&channel, id, request).await,
-            Err(_) => unknown_invocation(),
+            Err(error) => Err(error),
         },
-        (&Method::POST, ["v1", "invocation", id, verb @ ("checkpoint" | "sleep" | "wait")]) => {
-            match id.parse() {
+        (&Method::POST, ["v1", "invocation", text, verb @ ("checkpoint" | "sleep" | "wait")]) => {
+            match id(text) {
                 Ok(id) => durable_call(&channel, id, verb, request).await,
-                Err(_) => unknown_invocation(),
+                Err(error) => Err(error),
             }
         }
-        _ => error_response(StatusCode::NOT_FOUND, "not_found", "no such runtime API route"),
+        _ => Err(RuntimeApiError::NoSuchRoute),
     };
-    Ok(response)
+    Ok(outcome.unwrap_or_else(RuntimeApiError::into_response))
 }
 
-async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
+async fn next_invocation(channel: &RuntimeChannel) -> Result<Response<Full<Bytes>>, RuntimeApiError> {
     let assignment = channel.inbox.lock().await.recv().await;
     let Some(Assignment {
         invocation,
@@ -167,11 +172,7 @@ async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
         respond,
     }) = assignment
     else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "container_retiring",
-            "this container takes no more work",
-        );
+        return Err(RuntimeApiError::Retiring);
     };
     let id = channel.next_invocation_id.fetch_add(1, Ordering::Relaxed);
     let durable = invocation.durable.clone();
@@ -214,28 +215,22 @@ async fn next_invocation(channel: &RuntimeChannel) -> Response<Full<Bytes>> {
         headers.insert("kiln-query", query);
     }
     headers.insert("kiln-deadline-ms", HeaderValue::from(deadline_ms));
-    response
+    Ok(response)
 }
 
 async fn post_response(
     channel: &RuntimeChannel,
     id: u64,
     request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Result<Response<Full<Bytes>>, RuntimeApiError> {
     if !is_current(channel, id) {
-        return unknown_invocation();
+        return Err(RuntimeApiError::UnknownInvocation);
     }
     let status = match request.headers().get("kiln-status") {
         None => StatusCode::OK,
         Some(value) => match value.to_str().ok().and_then(|text| text.parse::<u16>().ok()) {
             Some(code @ 200..=599) => StatusCode::from_u16(code).expect("code in range"),
-            _ => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    "bad_status",
-                    "Kiln-Status must be a number in 200-599",
-                );
-            }
+            _ => return Err(RuntimeApiError::BadStatus),
         },
     };
     let (parts, body) = request.into_parts();
@@ -248,11 +243,9 @@ async fn post_response(
                     limit: channel.response_limit,
                 }),
             );
-            return error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "response_too_large",
-                &format!("response bodies are limited to {} bytes", channel.response_limit),
-            );
+            return Err(RuntimeApiError::ResponseTooLarge {
+                limit: channel.response_limit,
+            });
         }
     };
     let mut headers = HeaderMap::new();
@@ -269,13 +262,17 @@ async fn post_response(
             body,
         }),
     ) {
-        accepted()
+        Ok(accepted())
     } else {
-        unknown_invocation()
+        Err(RuntimeApiError::UnknownInvocation)
     }
 }
 
-async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn post_error(
+    channel: &RuntimeChannel,
+    id: u64,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, RuntimeApiError> {
     let body = Limited::new(request.into_body(), ERROR_REPORT_LIMIT)
         .collect()
         .await
@@ -299,9 +296,9 @@ async fn post_error(channel: &RuntimeChannel, id: u64, request: Request<Incoming
         .collect();
     tracing::info!(error_type = %error_type, error = message, "function reported an error");
     if channel.complete(id, Err(InvokeError::FunctionError { error_type, message })) {
-        accepted()
+        Ok(accepted())
     } else {
-        unknown_invocation()
+        Err(RuntimeApiError::UnknownInvocation)
     }
 }
 
@@ -315,23 +312,17 @@ async fn durable_call(
     id: u64,
     verb: &str,
     request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Result<Response<Full<Bytes>>, RuntimeApiError> {
     let session = match &*channel.current.lock() {
         Some(current) if current.id == id => current.durable.clone(),
-        _ => return unknown_invocation(),
+        _ => return Err(RuntimeApiError::UnknownInvocation),
     };
-    let Some(session) = session else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "not_durable",
-            "this invocation is not a durable instance dispatch",
-        );
-    };
+    let session = session.ok_or(RuntimeApiError::NotDurable)?;
     let limit = session.value_limit() + DURABLE_ENVELOPE_LIMIT;
     let call = match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => match parse_durable_call(verb, &collected.to_bytes()) {
             Ok(call) => call,
-            Err(message) => return error_response(StatusCode::BAD_REQUEST, "bad_request", &message),
+            Err(message) => return Err(RuntimeApiError::BadRequest(message)),
         },
         Err(_) => DurableCall::Oversized,
     };
@@ -343,28 +334,12 @@ async fn durable_call(
         // The dispatch is over: its container is free for other work.
         channel.complete(id, Err(InvokeError::Suspended));
     }
-    match reply {
-        Ok(DurableReply::Value(value)) => json_body(StatusCode::OK, &serde_json::json!({"value": value})),
-        Ok(DurableReply::Suspended { wake_at }) => json_body(
+    match reply? {
+        DurableReply::Value(value) => Ok(json_body(StatusCode::OK, &serde_json::json!({"value": value}))),
+        DurableReply::Suspended { wake_at } => Ok(json_body(
             StatusCode::ACCEPTED,
             &serde_json::json!({"suspended": true, "wake_at_ms": unix_ms(wake_at)}),
-        ),
-        Err(DurableError::Fenced) => error_response(
-            StatusCode::CONFLICT,
-            "instance_fenced",
-            "this dispatch is stale (the instance was cancelled, paused, timed out or dispatched again); stop and ask for the next invocation",
-        ),
-        Err(DurableError::TooLarge { limit }) => error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "value_too_large",
-            &format!("durable values are limited to {limit} bytes of JSON; the instance has failed"),
-        ),
-        Err(DurableError::Unavailable(message)) => {
-            error_response(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", &message)
-        }
-        Err(DurableError::Rejected(message)) => {
-            error_response(StatusCode::BAD_REQUEST, "value_rejected", &message)
-        }
+        )),
     }
 }
 
@@ -460,22 +435,7 @@ fn accepted() -> Response<Full<Bytes>> {
     response
 }
 
-fn unknown_invocation() -> Response<Full<Bytes>> {
-    error_response(
-        StatusCode::NOT_FOUND,
-        "unknown_invocation",
-        "no such invocation in flight on this container (already answered or timed out)",
-    )
-}
-
-fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json_body(
-        status,
-        &serde_json::json!({"error": {"code": code, "message": message}}),
-    )
-}
-
-fn json_body(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+pub(crate) fn json_body(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     response.headers_mut().insert(
