@@ -1,10 +1,10 @@
 //! The authenticator: reads a bearer token, loads the claimed tenant's keys (cached briefly)
 //! and verifies the token against them.
 
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
 
 use store::Store;
 
@@ -15,28 +15,25 @@ use crate::{AuthError, Claims, TenantVerifier};
 /// removed key keeps working on other nodes).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 /// Bound on cached tenants, so tokens naming random tenants cannot grow memory.
-const KEY_CACHE_MAX: usize = 10_000;
-
-/// Parsed keys by tenant, `None` for "no such tenant", with the time they were read.
-type KeyCache = HashMap<String, (Instant, Option<Arc<TenantVerifier>>)>;
-/// Tokens verified in full recently, with their claims and the instant they stop counting.
-type TokenCache = HashMap<String, (Instant, Claims)>;
+const KEY_CACHE_MAX: u64 = 10_000;
 
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
-    cache: Arc<Mutex<KeyCache>>,
-    /// Spares repeat callers the signature check (an RSA verify costs tens of microseconds);
-    /// an entry lives no longer than the key cache, nor past the token's `exp`.
-    verified: Arc<Mutex<TokenCache>>,
+    /// Parsed keys by tenant, `None` for "no such tenant".
+    cache: Cache<String, Option<Arc<TenantVerifier>>>,
+    /// Spares repeat callers the signature check (an RSA verify costs tens of microseconds):
+    /// claims by token, with the instant they stop counting (no later than the key cache's
+    /// entries, nor past the token's `exp`).
+    verified: Cache<String, (Instant, Claims)>,
 }
 
 impl Authenticator {
     pub fn new(store: Store) -> Authenticator {
         Authenticator {
             store,
-            cache: Arc::default(),
-            verified: Arc::default(),
+            cache: bounded(),
+            verified: bounded(),
         }
     }
 
@@ -74,33 +71,29 @@ impl Authenticator {
 
     /// Forgets a tenant's cached keys and verified tokens after its keys changed on this node.
     pub fn invalidate(&self, tenant: &str) {
-        self.cache.lock().remove(tenant);
-        self.verified
-            .lock()
-            .retain(|_, (_, claims)| claims.tenant != tenant);
+        self.cache.invalidate(tenant);
+        let tenant = tenant.to_owned();
+        // Closures are enabled on this cache, so registering one cannot fail.
+        let _ = self
+            .verified
+            .invalidate_entries_if(move |_, (_, claims)| claims.tenant == tenant);
     }
 
     fn recently_verified(&self, token: &str) -> Option<Claims> {
-        let verified = self.verified.lock();
-        let (valid_until, claims) = verified.get(token)?;
-        (Instant::now() < *valid_until).then(|| claims.clone())
+        let (valid_until, claims) = self.verified.get(token)?;
+        (Instant::now() < valid_until).then_some(claims)
     }
 
     fn remember(&self, token: &str, claims: &Claims) {
         let seconds_left = claims.exp.saturating_sub(jsonwebtoken::get_current_timestamp());
         let valid_for = KEY_CACHE_TTL.min(Duration::from_secs(seconds_left));
-        let mut verified = self.verified.lock();
-        if verified.len() >= KEY_CACHE_MAX {
-            verified.clear();
-        }
-        verified.insert(token.to_owned(), (Instant::now() + valid_for, claims.clone()));
+        self.verified
+            .insert(token.to_owned(), (Instant::now() + valid_for, claims.clone()));
     }
 
     async fn verifier(&self, tenant: &str) -> Result<Option<Arc<TenantVerifier>>, AuthError> {
-        if let Some((read_at, verifier)) = self.cache.lock().get(tenant)
-            && read_at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok(verifier.clone());
+        if let Some(verifier) = self.cache.get(tenant) {
+            return Ok(verifier);
         }
         let record = self
             .store
@@ -117,11 +110,16 @@ impl Authenticator {
             },
             None => None,
         };
-        let mut cache = self.cache.lock();
-        if cache.len() >= KEY_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(tenant.to_owned(), (Instant::now(), verifier.clone()));
+        self.cache.insert(tenant.to_owned(), verifier.clone());
         Ok(verifier)
     }
+}
+
+/// At most [`KEY_CACHE_MAX`] entries (the least used go first), each for [`KEY_CACHE_TTL`].
+fn bounded<V: Clone + Send + Sync + 'static>() -> Cache<String, V> {
+    Cache::builder()
+        .max_capacity(KEY_CACHE_MAX)
+        .time_to_live(KEY_CACHE_TTL)
+        .support_invalidation_closures()
+        .build()
 }

@@ -1,15 +1,14 @@
 //! The registry proper: upload, list, resolve (with a short cache), roll back, delete.
 
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use image_pull::PullSettings;
 use images::{ImageLimits, ImageStore};
 use kiln_types::{FunctionTarget, ProcessSpec};
+use moka::sync::Cache;
 use store::{FunctionRecord, NewVersion, Store, VersionRecord, VersionSelector};
 
 use crate::blobs::BlobStore;
@@ -20,7 +19,7 @@ use crate::{FunctionSettings, RegistryError, validate_name};
 /// How long a resolved name is reused before PostgreSQL is asked again; bounds how long
 /// another node keeps running a version after an upload or delete elsewhere.
 const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(1);
-const RESOLVE_CACHE_MAX: usize = 10_000;
+const RESOLVE_CACHE_MAX: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -33,9 +32,8 @@ pub struct RegistryConfig {
     pub pulls: PullSettings,
 }
 
-/// Recently resolved targets (or "no such function") by tenant, function and selector,
-/// with the time they were read.
-type ResolveCache = HashMap<(String, String, VersionSelector), (Instant, Option<Arc<FunctionTarget>>)>;
+/// Recently resolved targets (or "no such function") by tenant, function and selector.
+type ResolveCache = Cache<(String, String, VersionSelector), Option<Arc<FunctionTarget>>>;
 
 #[derive(Clone)]
 pub struct Registry {
@@ -44,7 +42,7 @@ pub struct Registry {
     pub(crate) images: Arc<ImageStore>,
     pub(crate) staging: Arc<Staging>,
     pub(crate) config: RegistryConfig,
-    cache: Arc<Mutex<ResolveCache>>,
+    cache: ResolveCache,
 }
 
 impl Registry {
@@ -55,7 +53,11 @@ impl Registry {
             images: Arc::new(ImageStore::open(&data_dir.join("images"), config.images.clone())?),
             staging: Arc::new(Staging::open(&data_dir.join("uploads"))?),
             config,
-            cache: Arc::default(),
+            cache: Cache::builder()
+                .max_capacity(RESOLVE_CACHE_MAX)
+                .time_to_live(RESOLVE_CACHE_TTL)
+                .support_invalidation_closures()
+                .build(),
         })
     }
 
@@ -140,9 +142,13 @@ impl Registry {
 
     /// Forgets cached resolutions of `tenant/name` after it changed.
     pub(crate) fn forget(&self, tenant: &str, name: &str) {
-        self.cache
-            .lock()
-            .retain(|(cached_tenant, cached_name, _), _| !(cached_tenant == tenant && cached_name == name));
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        // Closures are enabled on this cache, so registering one cannot fail.
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |(cached_tenant, cached_name, _), _| {
+                *cached_tenant == tenant && *cached_name == name
+            });
     }
 
     pub async fn list(&self, tenant: &str) -> Result<Vec<FunctionRecord>, RegistryError> {
@@ -165,10 +171,8 @@ impl Registry {
         selector: &VersionSelector,
     ) -> Result<Option<Arc<FunctionTarget>>, RegistryError> {
         let key = (tenant.to_owned(), name.to_owned(), selector.clone());
-        if let Some((read_at, target)) = self.cache.lock().get(&key)
-            && read_at.elapsed() < RESOLVE_CACHE_TTL
-        {
-            return Ok(target.clone());
+        if let Some(target) = self.cache.get(&key) {
+            return Ok(target);
         }
         let target = match self.store.resolve_version(tenant, name, selector).await? {
             Some(version) => {
@@ -177,11 +181,7 @@ impl Registry {
             }
             None => None,
         };
-        let mut cache = self.cache.lock();
-        if cache.len() >= RESOLVE_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(key, (Instant::now(), target.clone()));
+        self.cache.insert(key, target.clone());
         Ok(target)
     }
 
