@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use http::HeaderMap;
+use ipnet::IpNet;
 
 /// The TCP peer of a request, put in its extensions by the server.
 #[derive(Debug, Clone, Copy)]
@@ -13,7 +14,7 @@ pub struct PeerAddr(pub IpAddr);
 /// Addresses (or networks) whose `X-Forwarded-For` Kiln believes.
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies {
-    networks: Vec<(IpAddr, u8)>,
+    networks: Vec<IpNet>,
 }
 
 impl TrustedProxies {
@@ -21,31 +22,20 @@ impl TrustedProxies {
     pub fn parse(list: &str) -> Result<TrustedProxies, String> {
         let mut networks = Vec::new();
         for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-            let (address, bits) = match item.split_once('/') {
-                Some((address, bits)) => (address, Some(bits)),
-                None => (item, None),
+            let network = match item.parse::<IpAddr>() {
+                Ok(address) => IpNet::from(address),
+                Err(_) => item.parse::<IpNet>().map_err(|_| {
+                    format!("`{item}` is not an IP address or a CIDR network (such as 10.0.0.0/8)")
+                })?,
             };
-            let address: IpAddr = address
-                .parse()
-                .map_err(|_| format!("`{item}` is not an IP address or CIDR network"))?;
-            let width = if address.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                Some(bits) => bits
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|bits| *bits <= width)
-                    .ok_or_else(|| format!("`{item}` has an invalid prefix length"))?,
-                None => width,
-            };
-            networks.push((address, bits));
+            networks.push(network);
         }
         Ok(TrustedProxies { networks })
     }
 
     fn trusts(&self, address: IpAddr) -> bool {
-        self.networks
-            .iter()
-            .any(|(network, bits)| in_network(address, *network, *bits))
+        let address = address.to_canonical();
+        self.networks.iter().any(|network| network.contains(&address))
     }
 
     /// The client of a request from `peer` with `headers`: walking `X-Forwarded-For` from
@@ -76,20 +66,6 @@ impl TrustedProxies {
             }
         }
         client
-    }
-}
-
-fn in_network(address: IpAddr, network: IpAddr, bits: u8) -> bool {
-    match (address, network) {
-        (IpAddr::V4(address), IpAddr::V4(network)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(address) & mask == u32::from(network) & mask
-        }
-        (IpAddr::V6(address), IpAddr::V6(network)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(address) & mask == u128::from(network) & mask
-        }
-        _ => false,
     }
 }
 
