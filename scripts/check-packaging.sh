@@ -10,8 +10,8 @@ cd "$KILN_ROOT"
 output="${1:-$KILN_STATE/dist}"
 say "release build, as infra/docker/Dockerfile runs it"
 kilnd="$(scripts/build-release.sh "$output")"
-usage="$("$kilnd" help)"
-grep -q "kilnd \[serve\]" <<<"$usage" || { echo "check-packaging: $kilnd does not run" >&2; exit 1; }
+version="$("$kilnd" --version)"
+grep -q "^kilnd " <<<"$version" || { echo "check-packaging: $kilnd does not run" >&2; exit 1; }
 
 say "systemd unit: systemd-analyze verify"
 if ! command -v systemd-analyze >/dev/null; then

@@ -193,6 +193,15 @@ async fn kiln_behind_the_real_nginx() {
         "/v1/functions/hello?timeout_ms=5000",
     );
     assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    // An image archive over the 64 MiB limit of other routes (the node docker-archive is
+    // ~130 MB) goes through the upload location.
+    let image = format!("@{}", e2e::image_path("node-hello", "docker").display());
+    let (status, _, body) = nginx.curl(
+        "127.0.0.1",
+        &["-X", "PUT", "-H", &auth, "--data-binary", &image],
+        "/v1/functions/node",
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
 
     // Invoke over TLS and HTTP/2; nginx gives every response a request id, keeping a sane one.
     let (status, headers, body) = nginx.curl(

@@ -90,9 +90,10 @@ impl RegistryClient {
                 .and_then(|value| value.to_str().ok())
                 .ok_or_else(|| PullError::Protocol(format!("{url}: a redirect without a Location")))?;
             let next = resolve(&url, location)?;
-            // Credentials are for the registry, never for where it sends us.
-            let same_host = host_of(&next) == host_of(&url);
-            answer = self.send(&next, accept, same_host).await?;
+            // Credentials are for the registry, never for where it sends us, nor in clear
+            // text where the registry itself is reached over HTTPS.
+            let same_origin = host_of(&next) == host_of(&url) && scheme_of(&next) == scheme_of(&url);
+            answer = self.send(&next, accept, same_origin).await?;
         }
         Err(PullError::Protocol(format!(
             "{url}: more than {MAX_REDIRECTS} redirects"
@@ -151,6 +152,11 @@ impl RegistryClient {
         let parameter = |name: &str| challenge_parameter(parameters, name);
         let realm = parameter("realm")
             .ok_or_else(|| PullError::Protocol("a Bearer challenge without a realm".into()))?;
+        if scheme_of(&realm) != Some("https") && !self.base.starts_with("http://") {
+            return Err(PullError::Protocol(format!(
+                "the registry names the token service {realm}, which is not HTTPS: Kiln sends no credentials there"
+            )));
+        }
         let mut query = form_query(&[("service", parameter("service")), ("scope", parameter("scope"))]);
         if !query.is_empty() {
             query.insert(0, if realm.contains('?') { '&' } else { '?' });
@@ -242,6 +248,10 @@ fn resolve(base: &str, location: &str) -> Result<String, PullError> {
         .unwrap_or_default();
     let scheme = uri.scheme_str().unwrap_or("https");
     Ok(format!("{scheme}://{authority}{location}"))
+}
+
+fn scheme_of(url: &str) -> Option<&str> {
+    url.split_once("://").map(|(scheme, _)| scheme)
 }
 
 fn host_of(url: &str) -> Option<String> {

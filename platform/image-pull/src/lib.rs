@@ -2,8 +2,9 @@
 //! with an empty upload body).
 //!
 //! **Invariant:** only registries the operator allows are contacted, over HTTPS unless the
-//! operator marks one insecure; credentials go only to the registry they are for (and its
-//! token service), never along a redirect; what is pulled is written as an OCI image layout
+//! operator marks one insecure; credentials go only to the registry they are for (and the
+//! token service it names, over HTTPS unless the registry is insecure), never along a
+//! redirect to another host or scheme; what is pulled is written as an OCI image layout
 //! archive and checked by the images store exactly like an uploaded one.
 
 mod client;
