@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::logs::{Attribution, SharedAttribution};
-use crate::runtime_error::RuntimeApiError;
+use crate::runtime_error::{RuntimeApiError, json_body};
 use crate::{
     DurableCall, DurableError, DurableReply, DurableSession, FunctionResponse, Invocation, InvokeError,
 };
@@ -432,15 +432,5 @@ pub(crate) fn is_forwardable(name: &HeaderName) -> bool {
 fn accepted() -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
     *response.status_mut() = StatusCode::ACCEPTED;
-    response
-}
-
-pub(crate) fn json_body(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
     response
 }

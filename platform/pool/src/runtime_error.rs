@@ -2,11 +2,10 @@
 //! status and a stable code (see docs/function-contract.md) in this one place.
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::DurableError;
-use crate::runtime_api::json_body;
 
 #[derive(Debug)]
 pub(crate) enum RuntimeApiError {
@@ -82,6 +81,17 @@ impl RuntimeApiError {
             &serde_json::json!({"error": {"code": code, "message": message}}),
         )
     }
+}
+
+/// A JSON answer of the runtime API, refusal or not.
+pub(crate) fn json_body(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 impl From<DurableError> for RuntimeApiError {
