@@ -69,7 +69,7 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
 
 /// Lets the sandbox and the kernel finish tearing the last container down (network
 /// namespaces and cgroups are freed asynchronously) so that no start pays for the one before.
-async fn settle() {
+pub(crate) async fn settle() {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 }
 
@@ -83,7 +83,7 @@ fn make_rootfs(work: &Path, testbed: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// The same limits and isolation a Kiln container gets by default.
-fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
+pub(crate) fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<ContainerSpec> {
     let runtime_dir = work.join("run").join(id);
     std::fs::create_dir_all(&runtime_dir)?;
     std::fs::OpenOptions::new()

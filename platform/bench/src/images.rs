@@ -13,9 +13,10 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::Method;
 use images::{ImageLimits, ImageStore};
-use sandbox::{ContainerSpec, Sandbox};
+use sandbox::Sandbox;
 use tokio::io::AsyncReadExt;
 
+use crate::cold::{self, settle};
 use crate::direct::DirectFunction;
 use crate::kiln_client::KilnTarget;
 use crate::stats::{ms, print_comparison, rss_kib, summarize};
@@ -128,29 +129,14 @@ async fn cold(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()> {
     let mut through = Vec::with_capacity(bench.runs);
     for run in 0..bench.runs {
         let id = format!("kbi-{}-{run}", std::process::id());
-        let runtime_dir = work.join("run").join(&id);
-        std::fs::create_dir_all(&runtime_dir)?;
-        let log = work.join("raw.log");
-        std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        // As under Kiln: Kiln's variable added to the image's own.
-        let mut process = image.process.clone();
-        process
+        // The same limits and isolation as the binaries' baseline, with the image's process
+        // and Kiln's variable added to the image's own, as under Kiln.
+        let mut spec = cold::spec(&work, &rootfs, &id)?;
+        spec.process = image.process.clone();
+        spec.process
             .env
             .push("KILN_RUNTIME_SOCKET=/run/kiln/runtime.sock".into());
-        let spec = ContainerSpec {
-            id: id.clone(),
-            rootfs: rootfs.clone(),
-            runtime_dir: runtime_dir.clone(),
-            stdout_path: log.clone(),
-            stderr_path: log,
-            process,
-            memory_bytes: 128 << 20,
-            cpu_shares: 1024,
-            cpu_quota_us: None,
-            pids_limit: 64,
-            network: false,
-            tmpfs_bytes: 16 << 20,
-        };
+        let runtime_dir = spec.runtime_dir.clone();
         let socket = runtime_dir.join("runtime.sock");
         let listener = tokio::net::UnixListener::bind(&socket)?;
         std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
@@ -263,9 +249,4 @@ async fn first_request(listener: &tokio::net::UnixListener) -> anyhow::Result<()
         head.extend_from_slice(&buffer[..read]);
     }
     Ok(())
-}
-
-/// As for binaries: lets the last container's teardown finish before the next start.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(200)).await;
 }

@@ -18,6 +18,7 @@ use tar::EntryType;
 
 use crate::ImageError;
 use crate::digest::HashingReader;
+use crate::removal::remove_any;
 
 /// What the whole image may unpack to, shared by its layers.
 pub(crate) struct Budget {
@@ -100,7 +101,7 @@ fn write_entry(layer: &Path, entry: &mut tar::Entry<'_, impl Read>) -> Result<()
     let path = layer.join(&relative);
     match kind {
         EntryType::Directory => {
-            make_parents(layer, &relative, &shown)?;
+            walk_parents(layer, &relative, &shown, Missing::Create)?;
             match fs::symlink_metadata(&path) {
                 Ok(metadata) if metadata.is_dir() => {}
                 Ok(_) => {
@@ -114,8 +115,8 @@ fn write_entry(layer: &Path, entry: &mut tar::Entry<'_, impl Read>) -> Result<()
             std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
         }
         EntryType::Regular | EntryType::Continuous => {
-            make_parents(layer, &relative, &shown)?;
-            remove_existing(&path)?;
+            walk_parents(layer, &relative, &shown, Missing::Create)?;
+            remove_any(&path)?;
             let mut file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -132,8 +133,8 @@ fn write_entry(layer: &Path, entry: &mut tar::Entry<'_, impl Read>) -> Result<()
                     ImageError::invalid(format!("symbolic link `{shown}` has no usable target: {error}"))
                 })?
                 .ok_or_else(|| ImageError::invalid(format!("symbolic link `{shown}` has no target")))?;
-            make_parents(layer, &relative, &shown)?;
-            remove_existing(&path)?;
+            walk_parents(layer, &relative, &shown, Missing::Create)?;
+            remove_any(&path)?;
             std::os::unix::fs::symlink(&target, &path)?;
             std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
         }
@@ -148,16 +149,16 @@ fn write_entry(layer: &Path, entry: &mut tar::Entry<'_, impl Read>) -> Result<()
             let target = normalize(&target)?.ok_or_else(|| {
                 ImageError::invalid(format!("hard link `{shown}` points at the layer's root"))
             })?;
-            check_parents(layer, &target, &target_shown)?;
+            walk_parents(layer, &target, &target_shown, Missing::Stop)?;
             let target_path = layer.join(&target);
             if !fs::symlink_metadata(&target_path).is_ok_and(|metadata| metadata.is_file()) {
                 return Err(ImageError::invalid(format!(
                     "hard link `{shown}` points at `{target_shown}`, which is not a regular file earlier in the same layer"
                 )));
             }
-            make_parents(layer, &relative, &shown)?;
+            walk_parents(layer, &relative, &shown, Missing::Create)?;
             if target_path != path {
-                remove_existing(&path)?;
+                remove_any(&path)?;
                 fs::hard_link(&target_path, &path)?;
             }
         }
@@ -199,30 +200,17 @@ fn normalize(path: &Path) -> Result<Option<PathBuf>, ImageError> {
     Ok((!normal.as_os_str().is_empty()).then_some(normal))
 }
 
-/// Creates the missing parents of `relative`; every existing one must be a real folder.
-fn make_parents(layer: &Path, relative: &Path, shown: &str) -> Result<(), ImageError> {
-    let mut current = layer.to_path_buf();
-    let Some(parent) = relative.parent() else {
-        return Ok(());
-    };
-    for part in parent.components() {
-        current.push(part);
-        match fs::symlink_metadata(&current) {
-            Ok(metadata) if metadata.is_dir() => {}
-            Ok(_) => return Err(through_non_folder(shown, &current, layer)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&current)?;
-                fs::set_permissions(&current, fs::Permissions::from_mode(0o755))?;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(())
+/// What to do about a missing parent folder of an entry.
+#[derive(Clone, Copy)]
+enum Missing {
+    Create,
+    /// Stop the walk: the caller then finds no file there.
+    Stop,
 }
 
-/// Like [`make_parents`] without creating anything: a missing parent stops the walk (the
-/// caller then finds no file there).
-fn check_parents(layer: &Path, relative: &Path, shown: &str) -> Result<(), ImageError> {
+/// Walks the parents of `relative`: every existing one must be a real folder of the layer
+/// (never a link or a file), and missing ones are created or end the walk.
+fn walk_parents(layer: &Path, relative: &Path, shown: &str, missing: Missing) -> Result<(), ImageError> {
     let mut current = layer.to_path_buf();
     let Some(parent) = relative.parent() else {
         return Ok(());
@@ -232,7 +220,14 @@ fn check_parents(layer: &Path, relative: &Path, shown: &str) -> Result<(), Image
         match fs::symlink_metadata(&current) {
             Ok(metadata) if metadata.is_dir() => {}
             Ok(_) => return Err(through_non_folder(shown, &current, layer)),
-            Err(_) => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => match missing {
+                Missing::Create => {
+                    fs::create_dir(&current)?;
+                    fs::set_permissions(&current, fs::Permissions::from_mode(0o755))?;
+                }
+                Missing::Stop => return Ok(()),
+            },
+            Err(error) => return Err(error.into()),
         }
     }
     Ok(())
@@ -243,14 +238,4 @@ fn through_non_folder(shown: &str, current: &Path, layer: &Path) -> ImageError {
     ImageError::invalid(format!(
         "layer entry `{shown}` would be written through `{through}`, which is a symbolic link or a file, not a folder"
     ))
-}
-
-/// A later entry replaces an earlier one of the same path, whatever either is.
-fn remove_existing(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(error),
-    }
 }

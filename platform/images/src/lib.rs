@@ -12,6 +12,7 @@ mod digest;
 mod error;
 mod layer;
 mod manifest;
+mod removal;
 mod root;
 mod store;
 

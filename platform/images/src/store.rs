@@ -22,6 +22,7 @@ use crate::config::ImageConfig;
 use crate::digest::{sha256_hex, sha256_of};
 use crate::layer::{Budget, unpack};
 use crate::manifest::{candidates, choose};
+use crate::removal::remove_any;
 use crate::{ImageError, root};
 
 const PARTIAL: &str = ".partial-";
@@ -202,7 +203,9 @@ impl ImageStore {
     ) -> Result<StoredImage, ImageError> {
         let mut partials = Partials::default();
         let root = self.root_path(digest);
-        if !root.is_dir() {
+        let process = if root.is_dir() {
+            config.process(&root)?
+        } else {
             let partial = partials.add(self.partial_path(&self.roots, digest));
             let layer_dirs: Vec<PathBuf> = layers
                 .iter()
@@ -212,13 +215,15 @@ impl ImageStore {
                 &layer_dirs.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
                 &partial,
             )?;
-            config.process(&partial)?;
+            // Resolved before the root is placed: an image whose user is unknown leaves none.
+            let process = config.process(&partial)?;
             place(&partial, &root)?;
-        }
+            process
+        };
         let image = StoredImage {
             digest: digest.to_owned(),
             reference,
-            process: config.process(&root)?,
+            process,
             entrypoint: config.entrypoint(),
             layers: layers.iter().map(|(diff_id, _)| diff_id.clone()).collect(),
             rootfs_bytes,
@@ -306,14 +311,5 @@ impl Drop for Partials {
                 tracing::warn!(path = %path.display(), %error, "could not remove a partial image piece");
             }
         }
-    }
-}
-
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(metadata) if metadata.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(error),
     }
 }
