@@ -26,7 +26,8 @@ kiln_apt_install() {
 
 # Installs the Debian packages Kiln needs to build and run, when any is missing.
 kiln_install_packages() {
-  kiln_apt_install postgresql libseccomp-dev pkg-config busybox-static curl ca-certificates nginx openssl nodejs
+  kiln_apt_install postgresql libseccomp-dev pkg-config busybox-static curl ca-certificates nginx openssl nodejs \
+    iproute2 nftables
   if ! command -v cargo >/dev/null; then
     echo "kiln: cargo is missing; install Rust with rustup (https://rustup.rs)" >&2
     return 1

@@ -26,6 +26,8 @@ pub struct Kiln {
     pub database_url: String,
     owned_database: Option<TestDatabase>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The variables it was started with; a restart uses them again.
+    env: Vec<(String, String)>,
 }
 
 /// The testbed function's static executable.
@@ -93,6 +95,7 @@ impl Kiln {
             database_url: database.url.clone(),
             owned_database: Some(database),
             client: new_client(),
+            env: owned_env(env),
         }
     }
 
@@ -101,10 +104,15 @@ impl Kiln {
         Kiln::start_with_database(self.database_url.clone(), None, env).await
     }
 
-    /// Starts kilnd again on the same database and data folder, after the last one exited.
+    /// Starts kilnd again on the same database, data folder and variables, after the last one exited.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or wait for the running kilnd first");
-        let (child, url) = spawn_kilnd(&self.database_url, &self.data_dir, &[]).await;
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        let (child, url) = spawn_kilnd(&self.database_url, &self.data_dir, &env).await;
         self.child = Some(child);
         self.url = url;
     }
@@ -152,6 +160,7 @@ impl Kiln {
             database_url,
             owned_database,
             client: new_client(),
+            env: owned_env(env),
         }
     }
 
@@ -313,6 +322,12 @@ impl Kiln {
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
+}
+
+fn owned_env(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
 }
 
 /// Starts kilnd on `database_url` and `data_dir`; returns it and its URL once it listens.

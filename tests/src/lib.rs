@@ -7,12 +7,14 @@
 
 mod cgroups;
 mod client;
+mod fake_internet;
 mod instances;
 mod kiln;
 mod oci_registry;
 
 pub use cgroups::cgroup_dirs;
 pub use client::{Reply, Streaming};
+pub use fake_internet::{FAKE_HTTP_PORTS, FakeInternet};
 pub use kiln::{
     ADMIN_TOKEN, Kiln, TestDatabase, function_path, image_path, kiln_cli_path, kilnd_path, run_sql,
     tenant_secret, testbed_path,

@@ -95,7 +95,8 @@ async fn harness() -> Harness {
         &data_dir,
         RegistryConfig {
             upload_limit: 64 << 20,
-            allow_network: false,
+            default_network: Default::default(),
+            allow_host_network: false,
             images: Default::default(),
             pulls: Default::default(),
         },

@@ -234,6 +234,6 @@ async fn functions_are_isolated_from_the_host_and_from_the_callers_token() {
         "{}",
         network.text()
     );
-    assert!(network.text().contains("KILN_ALLOW_NETWORK"));
+    assert!(network.text().contains("KILN_ALLOW_HOST_NETWORK"));
     kiln.finish().await;
 }

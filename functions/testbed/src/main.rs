@@ -12,6 +12,9 @@
 //! | `/write?path=P` | `200`, body `written` if the file `P` could be written, else `denied: <error>` |
 //! | `/instance` | `200`, body = an id unique to this process (same id = same warm process; the pid alone is always 1 in a container) |
 //! | `/big?bytes=N` | `200`, `N` bytes of `x` |
+//! | `/connect?to=HOST:PORT` | `200`, `connected: <first line of the answer to GET />` or `refused: <error>` |
+//! | `/address` | `200`, the container's outward IPv4 address (or `none: <error>`) |
+//! | `/listen?port=P` | `200` `listening`: answers `HTTP/1.0 200 inside` on `0.0.0.0:P` while the container lives |
 //! | anything else | `404` `no such testbed route` |
 //!
 //! Durable instances (`durable.rs`) pick a scenario with their input's `"scenario"` field;
@@ -31,6 +34,7 @@
 //! | anything else | fails with error type `UnknownScenario` |
 
 mod durable;
+mod probe;
 
 use std::time::Duration;
 
@@ -89,6 +93,9 @@ fn handle(invocation: &Invocation) -> Result<Response, Failure> {
             Ok(_) => Response::text(400, format!("bytes is limited to {BIG_LIMIT}")),
             Err(response) => response,
         },
+        "connect" => probe::connect(invocation),
+        "address" => probe::address(),
+        "listen" => probe::listen(invocation),
         _ => Response::text(404, "no such testbed route"),
     })
 }

@@ -107,7 +107,7 @@ pub(crate) fn spec(work: &Path, rootfs: &Path, id: &str) -> anyhow::Result<Conta
         cpu_shares: 1024,
         cpu_quota_us: None,
         pids_limit: 64,
-        network: false,
+        network: sandbox::ContainerNetwork::Isolated,
         tmpfs_bytes: 16 << 20,
     })
 }

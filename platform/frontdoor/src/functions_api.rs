@@ -64,7 +64,7 @@ where
     let tenant = actor.tenant.as_str();
     tracing::Span::current().record("function", name);
     registry::validate_name("function name", name)?;
-    let settings = FunctionSettings::from_query(request.uri().query())?;
+    let settings = FunctionSettings::from_query(request.uri().query(), state.registry.default_network())?;
     let image = registry::image_reference(request.uri().query());
     let registry = &state.registry;
     let executable_limit = state.config.upload_limit as u64;

@@ -5,9 +5,11 @@
 //! produce those descriptors never depend on the parts that run them.
 
 mod limits;
+mod network;
 mod process;
 mod target;
 
 pub use limits::FunctionLimits;
+pub use network::{EgressRule, NetworkMode};
 pub use process::ProcessSpec;
 pub use target::FunctionTarget;

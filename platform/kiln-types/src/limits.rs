@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::{EgressRule, NetworkMode};
+
 /// Resource limits and pool sizing of one function version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionLimits {
@@ -16,5 +18,8 @@ pub struct FunctionLimits {
     pub idle_timeout: Duration,
     /// The function's own variables from its settings; they win over the image's.
     pub env: Vec<(String, String)>,
-    pub network: bool,
+    pub network: NetworkMode,
+    /// When not empty, the only destinations an egress container may reach (within what the
+    /// operator allows).
+    pub egress_allow: Vec<EgressRule>,
 }

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use frontdoor::TrustedProxies;
+use ipnet::Ipv4Net;
+use kiln_types::NetworkMode;
+use network::EgressConfig;
 use registry::PullSettings;
 
 use crate::running::Running;
@@ -61,6 +64,36 @@ impl Default for Limits {
     }
 }
 
+/// How functions reach the network.
+#[derive(Debug, Clone)]
+pub struct NetworkSettings {
+    /// The network of functions uploaded without `network=`.
+    pub default_mode: NetworkMode,
+    /// Whether functions may share the host's network (`network=host`).
+    pub allow_host: bool,
+    /// Addresses of this node's egress containers; every node on a host needs its own.
+    pub egress_subnet: Ipv4Net,
+    /// Non-global ranges egress functions may reach (the host's own addresses never).
+    pub egress_allow: Vec<Ipv4Net>,
+    /// The resolver egress containers' DNS goes to; the host's first nameserver by default.
+    pub egress_dns: Option<SocketAddr>,
+    /// Egress namespaces kept ready for cold starts.
+    pub egress_prepared: usize,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            default_mode: NetworkMode::None,
+            allow_host: false,
+            egress_subnet: EgressConfig::DEFAULT_SUBNET.parse().expect("default subnet"),
+            egress_allow: Vec::new(),
+            egress_dns: None,
+            egress_prepared: 4,
+        }
+    }
+}
+
 /// Durable instances.
 #[derive(Debug, Clone)]
 pub struct InstanceSettings {
@@ -89,7 +122,7 @@ pub struct KilnBuilder {
     pub(crate) data_dir: PathBuf,
     pub(crate) bind: SocketAddr,
     pub(crate) admin_token: Option<String>,
-    pub(crate) allow_network: bool,
+    pub(crate) network: NetworkSettings,
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) node_id: Option<String>,
     pub(crate) limits: Limits,
@@ -106,7 +139,7 @@ impl Default for KilnBuilder {
             data_dir: PathBuf::from("/var/lib/kiln"),
             bind: SocketAddr::from(([127, 0, 0, 1], 3001)),
             admin_token: None,
-            allow_network: false,
+            network: NetworkSettings::default(),
             trusted_proxies: TrustedProxies::default(),
             node_id: None,
             limits: Limits::default(),
@@ -159,9 +192,9 @@ impl KilnBuilder {
         self
     }
 
-    /// Lets functions ask for the host's network (`network=true`).
-    pub fn allow_network(mut self, allow: bool) -> Self {
-        self.allow_network = allow;
+    /// Functions' networks: the default mode, whether `network=host` is allowed, and egress.
+    pub fn network(mut self, network: NetworkSettings) -> Self {
+        self.network = network;
         self
     }
 

@@ -13,8 +13,10 @@ mod running;
 mod sandbox_entry;
 mod start;
 
-pub use builder::{Database, InstanceSettings, KilnBuilder, Limits};
+pub use builder::{Database, InstanceSettings, KilnBuilder, Limits, NetworkSettings};
 pub use frontdoor::TrustedProxies;
+pub use kiln_types::NetworkMode;
+pub use network::EgressConfig;
 pub use node_id::is_node_id;
 pub use registry::PullSettings;
 pub use running::{Running, StopHandle};

@@ -10,6 +10,8 @@ use anyhow::Context;
 use auth::AdminToken;
 use frontdoor::{App, AppConfig, AppParts, ServerConfig};
 use instances::{Instances, InstancesConfig};
+use kiln_types::NetworkMode;
+use network::{EgressConfig, EgressNetwork};
 use pool::{Dispatcher, DispatcherConfig, FunctionLogs};
 use registry::{ImageLimits, Registry, RegistryConfig};
 use sandbox::Sandbox;
@@ -67,7 +69,8 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
         &data_dir,
         RegistryConfig {
             upload_limit: limits.upload_bytes,
-            allow_network: settings.allow_network,
+            default_network: settings.network.default_mode,
+            allow_host_network: settings.network.allow_host,
             images: ImageLimits {
                 max_archive_bytes: limits.image_archive_bytes,
                 max_rootfs_bytes: limits.image_rootfs_bytes,
@@ -85,6 +88,22 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (sandbox, exits) = Sandbox::spawn(&program, &args).context("starting the sandbox process")?;
     let logs = FunctionLogs::new(data_dir.join("logs"), limits.log_file_bytes);
+    let network = &settings.network;
+    let egress = EgressNetwork::start(
+        EgressConfig {
+            tag: network::node_tag(&data_dir),
+            subnet: network.egress_subnet,
+            allow: network.egress_allow.clone(),
+            dns_upstream: network.egress_dns,
+            prepared: network.egress_prepared,
+        },
+        &data_dir,
+    )
+    .await;
+    if network.default_mode == NetworkMode::Egress {
+        egress.prepare_ahead();
+    }
+    let metrics = Metrics::new();
     let dispatcher = Dispatcher::new(
         sandbox,
         exits,
@@ -95,6 +114,9 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
             queue_limit: limits.queue_limit,
             queue_timeout: limits.queue_timeout,
             tmpfs_bytes: 16 << 20,
+            egress: egress.clone(),
+            allow_host_network: network.allow_host,
+            metrics: metrics.clone(),
         },
     );
     for target in registry
@@ -110,7 +132,6 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
         None => node_id::load_or_create(&data_dir).context("reading this node's id from the data folder")?,
     };
     tracing::info!(node = %node, "durable instances run as this node");
-    let metrics = Metrics::new();
     let instance_settings = &settings.instances;
     let instances = Instances::start(
         store.clone(),
@@ -161,12 +182,22 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
         listener,
         app,
         server_config,
-        dispatcher,
-        instances,
+        BehindTheFrontDoor {
+            dispatcher,
+            instances,
+            egress,
+        },
         stop.clone(),
         grace,
     ));
     Ok(Running { address, stop, task })
+}
+
+/// The parts stopped after the front door, in the order of their fields.
+struct BehindTheFrontDoor {
+    instances: Instances,
+    dispatcher: Dispatcher,
+    egress: EgressNetwork,
 }
 
 /// Serves until `stop` or the loss of the sandbox, then stops every part in order.
@@ -174,11 +205,15 @@ async fn serve_until_stopped(
     listener: TcpListener,
     app: App<Dispatcher>,
     server_config: ServerConfig,
-    dispatcher: Dispatcher,
-    instances: Instances,
+    parts: BehindTheFrontDoor,
     stop: CancellationToken,
     grace: Duration,
 ) -> anyhow::Result<()> {
+    let BehindTheFrontDoor {
+        instances,
+        dispatcher,
+        egress,
+    } = parts;
     let sandbox_lost = Arc::new(AtomicBool::new(false));
     let stopped = {
         let (dispatcher, sandbox_lost) = (dispatcher.clone(), sandbox_lost.clone());
@@ -195,6 +230,7 @@ async fn serve_until_stopped(
     instances.shutdown(grace).await;
     tracing::info!("deleting containers");
     dispatcher.shutdown().await;
+    egress.shutdown().await;
     instances.finish(Duration::from_secs(5)).await;
     if sandbox_lost.load(Ordering::SeqCst) {
         anyhow::bail!(

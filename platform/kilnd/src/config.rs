@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kiln::is_node_id;
-use kiln::{PullSettings, TrustedProxies};
+use kiln::{NetworkSettings, PullSettings, TrustedProxies};
+
+use crate::network_config::network_settings;
 
 /// Everything kilnd needs to start, parsed and checked.
 #[derive(Debug, Clone)]
@@ -19,8 +21,8 @@ pub struct Config {
     pub db_timeout: Duration,
     pub data_dir: PathBuf,
     pub admin_token: Option<String>,
-    /// Whether functions may share the host's network (`network=true`).
-    pub allow_network: bool,
+    /// Network modes and egress (`KILN_NETWORK_MODE`, `KILN_ALLOW_HOST_NETWORK`, `KILN_EGRESS_*`).
+    pub network: NetworkSettings,
     pub log_format: LogFormat,
     pub body_limit: usize,
     pub upload_limit: usize,
@@ -87,15 +89,7 @@ impl Config {
             db_timeout: millis(&get, "KILN_DB_TIMEOUT_MS", 5_000)?,
             data_dir,
             admin_token: get("KILN_ADMIN_TOKEN"),
-            allow_network: match get("KILN_ALLOW_NETWORK").as_deref() {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => {
-                    return Err(format!(
-                        "KILN_ALLOW_NETWORK must be `true` or `false`, got `{other}`"
-                    ));
-                }
-            },
+            network: network_settings(&get)?,
             log_format: match get("KILN_LOG_FORMAT").as_deref() {
                 None | Some("text") => LogFormat::Text,
                 Some("json") => LogFormat::Json,
@@ -273,6 +267,7 @@ mod tests {
             ),
             (vec![URL, ("KILN_LOG_FORMAT", "xml")], "KILN_LOG_FORMAT"),
             (vec![URL, ("KILN_ALLOW_NETWORK", "yes")], "KILN_ALLOW_NETWORK"),
+            (vec![URL, ("KILN_NETWORK_MODE", "open")], "KILN_NETWORK_MODE"),
             (
                 vec![URL, ("KILN_DATA_DIR", "relative/dir")],
                 "KILN_DATA_DIR must be an absolute path",

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod config;
 mod logging;
+mod network_config;
 mod server;
 
 use std::process::ExitCode;

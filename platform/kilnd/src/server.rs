@@ -14,7 +14,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .data_dir(&config.data_dir)
         .bind(SocketAddr::new(config.host, config.port))
         .admin_token(config.admin_token.clone())
-        .allow_network(config.allow_network)
+        .network(config.network.clone())
         .image_pulls(config.image_pulls.clone())
         .trusted_proxies(config.trusted_proxies.clone())
         .node_id(config.node_id.clone())

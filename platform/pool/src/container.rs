@@ -2,19 +2,23 @@
 
 use parking_lot::Mutex;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use network::EgressAttachment;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::StartPhases;
 use crate::logs::Capture;
 use crate::runtime_api::Assignment;
+use crate::{FunctionTarget, StartPhases};
 
 pub(crate) struct Container {
     pub id: String,
+    /// The version it runs.
+    pub target: Arc<FunctionTarget>,
     /// Host folder mounted at `/run/kiln`; removed when the container is retired.
     pub runtime_dir: PathBuf,
     /// Hands one assignment at a time to the container's runtime API.
@@ -32,6 +36,8 @@ pub(crate) struct Container {
     pub start_phases: Mutex<StartPhases>,
     /// The readers of its stdout and stderr; taken away when it is retired.
     pub capture: Mutex<Option<Capture>>,
+    /// Its egress namespace (`network=egress` only); removed after the container.
+    pub egress: Mutex<Option<Arc<EgressAttachment>>>,
 }
 
 impl Container {

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use network::EgressNetwork;
 use sandbox::{ContainerExit, Sandbox};
+use telemetry::Metrics;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +24,7 @@ use crate::runtime_api::Assignment;
 use crate::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, Runner};
 
 /// Settings shared by every pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DispatcherConfig {
     /// Holds one folder per container with its runtime socket; keep the path short (sockets ≤ 107 bytes).
     pub run_dir: PathBuf,
@@ -34,6 +36,13 @@ pub struct DispatcherConfig {
     /// How long a queued caller waits before getting "busy".
     pub queue_timeout: Duration,
     pub tmpfs_bytes: u64,
+    /// Where `network=egress` containers get their namespaces.
+    pub egress: EgressNetwork,
+    /// Whether `network=host` versions may start: checked at each start, since the operator
+    /// may have withdrawn it after they were uploaded.
+    pub allow_host_network: bool,
+    /// Counts the egress containers' traffic.
+    pub metrics: Metrics,
 }
 
 /// Counts across every pool, for health reports and metrics.

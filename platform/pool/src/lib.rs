@@ -9,6 +9,7 @@
 mod container;
 mod dispatcher;
 mod durable;
+mod egress_traffic;
 mod invocation;
 mod lifecycle;
 mod logs;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sandbox::{ContainerExit, ContainerSpec};
+use kiln_types::NetworkMode;
+use sandbox::{ContainerExit, ContainerNetwork, ContainerSpec};
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,9 @@ use crate::logs::{Capture, SharedAttribution};
 use crate::pool::Pool;
 use crate::runtime_api::{RuntimeChannel, serve_runtime_api};
 use crate::{Dispatcher, FunctionTarget, InvokeError, StartPhases};
+
+/// Live egress containers' traffic is counted every this many idle-reaper ticks (seconds).
+const EGRESS_SAMPLE_TICKS: u64 = 5;
 
 impl Dispatcher {
     /// Marks `target` as its function's current version (call on every upload and roll-back):
@@ -110,6 +114,13 @@ impl Dispatcher {
         let runtime_dir = self.inner.config.run_dir.join(&id);
         let start_failed =
             |what: &str, error: &dyn std::fmt::Display| InvokeError::StartFailed(format!("{what}: {error}"));
+        if target.limits.network == NetworkMode::Host && !self.inner.config.allow_host_network {
+            return Err(InvokeError::StartFailed(
+                "network=host is not allowed on this Kiln (KILN_ALLOW_HOST_NETWORK is off); \
+                 upload the function again with network=egress or network=none"
+                    .into(),
+            ));
+        }
         let listener = bind_runtime_socket(&runtime_dir).map_err(|error| {
             let _ = std::fs::remove_dir_all(&runtime_dir);
             start_failed("runtime socket", &error)
@@ -128,6 +139,7 @@ impl Dispatcher {
         let server = tokio::spawn(serve_runtime_api(listener, channel)).abort_handle();
         let container = Arc::new(Container {
             id: id.clone(),
+            target: target.clone(),
             runtime_dir: runtime_dir.clone(),
             assign,
             server,
@@ -137,20 +149,46 @@ impl Dispatcher {
             last_used: Mutex::new(Instant::now()),
             start_phases: Mutex::new(StartPhases::default()),
             capture: Mutex::new(None),
+            egress: Mutex::new(None),
         });
         let socket_bound = asked.elapsed();
         self.inner
             .containers
             .lock()
             .insert(id.clone(), (pool.clone(), container.clone()));
-        let spec = self.container_spec(target, &id, runtime_dir, &capture);
         *container.capture.lock() = Some(capture);
+        // Never counted in the pool: a failed start cleans up without touching its counts.
+        let abandon = |container: &Arc<Container>| {
+            container.begin_retirement();
+            self.forget(container);
+            self.delete_in_background(container);
+        };
+        let network = match target.limits.network {
+            NetworkMode::None => ContainerNetwork::Isolated,
+            NetworkMode::Host => ContainerNetwork::Host,
+            NetworkMode::Egress => match self.inner.config.egress.attach(&target.limits.egress_allow).await {
+                Ok(attachment) => {
+                    let join = ContainerNetwork::Join {
+                        namespace: attachment.namespace.clone(),
+                        resolv_conf: attachment.resolv_conf.clone(),
+                    };
+                    *container.egress.lock() = Some(Arc::new(attachment));
+                    join
+                }
+                Err(error) => {
+                    abandon(&container);
+                    return Err(start_failed("egress network", &error));
+                }
+            },
+        };
+        let spec = {
+            let capture = container.capture.lock();
+            let capture = capture.as_ref().expect("capture set above");
+            self.container_spec(target, &id, runtime_dir, capture, network)
+        };
         let creating = Instant::now();
         if let Err(error) = self.inner.sandbox.create(spec).await {
-            // Never counted in the pool: clean up without touching its counts.
-            container.begin_retirement();
-            self.forget(&container);
-            self.delete_in_background(&container);
+            abandon(&container);
             return Err(start_failed("create container", &error));
         }
         *container.start_phases.lock() = StartPhases {
@@ -174,6 +212,7 @@ impl Dispatcher {
         id: &str,
         runtime_dir: PathBuf,
         capture: &Capture,
+        network: ContainerNetwork,
     ) -> ContainerSpec {
         let limits = &target.limits;
         let kiln_env = [
@@ -202,7 +241,7 @@ impl Dispatcher {
             cpu_shares: limits.cpu_shares,
             cpu_quota_us: limits.cpu_quota_us,
             pids_limit: limits.pids_limit,
-            network: limits.network,
+            network,
             tmpfs_bytes: self.inner.config.tmpfs_bytes,
         }
     }
@@ -249,6 +288,11 @@ impl Dispatcher {
                 }
             }
             container.stop_capture();
+            let egress = container.egress.lock().take();
+            if let Some(attachment) = egress {
+                let traffic = dispatcher.inner.config.egress.detach(&attachment).await;
+                dispatcher.count_egress(&container, traffic);
+            }
         });
     }
 
@@ -288,10 +332,15 @@ impl Dispatcher {
 
     pub(crate) async fn reap_idle(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = self.inner.stop.cancelled() => return,
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(EGRESS_SAMPLE_TICKS) {
+                self.sample_egress().await;
             }
             for pool in self.all_pools() {
                 for container in pool.take_expired(Instant::now()) {

@@ -287,7 +287,8 @@ mod tests {
             min_warm,
             idle_timeout: Duration::ZERO,
             env: Vec::new(),
-            network: false,
+            network: kiln_types::NetworkMode::None,
+            egress_allow: Vec::new(),
         };
         Pool::new(Arc::new(FunctionTarget {
             tenant: "acme".into(),
@@ -304,6 +305,7 @@ mod tests {
         let (assign, _) = mpsc::channel(1);
         Arc::new(Container {
             id: id.into(),
+            target: pool(1, 0).target.clone(),
             runtime_dir: "/nowhere".into(),
             assign,
             server: tokio::spawn(async {}).abort_handle(),
@@ -313,6 +315,7 @@ mod tests {
             last_used: Mutex::new(Instant::now()),
             start_phases: Mutex::new(crate::StartPhases::default()),
             capture: Mutex::new(None),
+            egress: Mutex::new(None),
         })
     }
 

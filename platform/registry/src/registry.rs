@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use image_pull::PullSettings;
 use images::{ImageLimits, ImageStore};
-use kiln_types::{FunctionTarget, ProcessSpec};
+use kiln_types::{FunctionTarget, NetworkMode, ProcessSpec};
 use moka::sync::Cache;
 use store::{FunctionRecord, NewVersion, Store, VersionRecord, VersionSelector};
 
@@ -24,8 +24,10 @@ const RESOLVE_CACHE_MAX: u64 = 10_000;
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
     pub upload_limit: usize,
-    /// Whether functions may ask for `network=true` (they then share the host's network).
-    pub allow_network: bool,
+    /// The network of functions that do not choose one (`network=`).
+    pub default_network: NetworkMode,
+    /// Whether functions may ask for `network=host` (they then share the host's network).
+    pub allow_host_network: bool,
     /// What one container image may be, as an archive and unpacked.
     pub images: ImageLimits,
     /// Which registries `?image=` pulls may use, and how.
@@ -130,14 +132,20 @@ impl Registry {
     }
 
     pub(crate) fn check_network(&self, settings: &FunctionSettings) -> Result<(), RegistryError> {
-        if settings.network && !self.config.allow_network {
+        if settings.network == NetworkMode::Host && !self.config.allow_host_network {
             return Err(RegistryError::InvalidSetting(
-                "network=true is not allowed on this Kiln: functions with network share the host's network, \
-                 so the operator must enable it with KILN_ALLOW_NETWORK=true"
+                "network=host is not allowed on this Kiln: such functions share the host's network, \
+                 loopback included, so the operator must enable it with KILN_ALLOW_HOST_NETWORK=true; \
+                 network=egress reaches the internet without seeing the host"
                     .into(),
             ));
         }
         Ok(())
+    }
+
+    /// The network of uploads that do not set `network=`.
+    pub fn default_network(&self) -> NetworkMode {
+        self.config.default_network
     }
 
     /// Forgets cached resolutions of `tenant/name` after it changed.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kiln_types::FunctionLimits;
+use kiln_types::{EgressRule, FunctionLimits, NetworkMode};
 use serde::{Deserialize, Serialize};
 
 use crate::RegistryError;
@@ -32,7 +32,11 @@ pub struct FunctionSettings {
     pub max_concurrency: u32,
     pub min_warm: u32,
     pub idle_timeout_s: u64,
-    pub network: bool,
+    /// Chosen at upload: the `network=` setting, else the operator's default mode.
+    pub network: NetworkMode,
+    /// Narrows an egress function's destinations: one rule per `egress_allow=`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub egress_allow: Vec<EgressRule>,
     pub env: BTreeMap<String, String>,
     /// Replaces an image's Cmd (its Entrypoint stays): one argument per `cmd=`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -50,7 +54,8 @@ impl Default for FunctionSettings {
             max_concurrency: 10,
             min_warm: 0,
             idle_timeout_s: 300,
-            network: false,
+            network: NetworkMode::None,
+            egress_allow: Vec::new(),
             env: BTreeMap::new(),
             cmd: Vec::new(),
         }
@@ -58,9 +63,16 @@ impl Default for FunctionSettings {
 }
 
 impl FunctionSettings {
-    /// Parses `memory_mb=64&timeout_ms=500&env=KEY=VALUE&network=true...`; unknown keys are errors.
-    pub fn from_query(query: Option<&str>) -> Result<FunctionSettings, RegistryError> {
-        let mut settings = FunctionSettings::default();
+    /// Parses `memory_mb=64&timeout_ms=500&env=KEY=VALUE&network=egress...`; unknown keys are
+    /// errors. Without `network=`, the function gets `default_network`.
+    pub fn from_query(
+        query: Option<&str>,
+        default_network: NetworkMode,
+    ) -> Result<FunctionSettings, RegistryError> {
+        let mut settings = FunctionSettings {
+            network: default_network,
+            ..FunctionSettings::default()
+        };
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
                 "memory_mb" => settings.memory_mb = number(&key, &value, 16, 16_384)?,
@@ -71,7 +83,10 @@ impl FunctionSettings {
                 "max_concurrency" => settings.max_concurrency = number(&key, &value, 1, 1_000)?,
                 "min_warm" => settings.min_warm = number(&key, &value, 0, 100)?,
                 "idle_timeout_s" => settings.idle_timeout_s = number(&key, &value, 1, 86_400)?,
-                "network" => settings.network = boolean(&key, &value)?,
+                "network" => settings.network = value.parse().map_err(RegistryError::InvalidSetting)?,
+                "egress_allow" => settings
+                    .egress_allow
+                    .push(value.parse().map_err(RegistryError::InvalidSetting)?),
                 "env" => {
                     let (name, env_value) = value.split_once('=').ok_or_else(|| {
                         RegistryError::InvalidSetting(format!("env `{value}` must look like NAME=VALUE"))
@@ -85,11 +100,17 @@ impl FunctionSettings {
                 other => {
                     return Err(RegistryError::InvalidSetting(format!(
                         "unknown setting `{other}`; known: memory_mb, cpu_shares, cpu_millicores, pids_limit, \
-                         timeout_ms, max_concurrency, min_warm, idle_timeout_s, network, env, cmd (and image= \
+                         timeout_ms, max_concurrency, min_warm, idle_timeout_s, network, egress_allow, env, cmd (and image= \
                          to choose the image of an archive)"
                     )));
                 }
             }
+        }
+        if !settings.egress_allow.is_empty() && settings.network != NetworkMode::Egress {
+            return Err(RegistryError::InvalidSetting(format!(
+                "egress_allow narrows network=egress, but this function's network is {}; add network=egress",
+                settings.network
+            )));
         }
         if settings.min_warm > settings.max_concurrency {
             return Err(RegistryError::InvalidSetting(format!(
@@ -121,6 +142,7 @@ impl FunctionSettings {
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect(),
             network: self.network,
+            egress_allow: self.egress_allow.clone(),
         }
     }
 }
@@ -135,16 +157,6 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
         Ok(number) if number >= min && number <= max => Ok(number),
         _ => Err(RegistryError::InvalidSetting(format!(
             "{key} must be a whole number from {min} to {max}, got `{value}`"
-        ))),
-    }
-}
-
-fn boolean(key: &str, value: &str) -> Result<bool, RegistryError> {
-    match value {
-        "true" | "1" | "on" => Ok(true),
-        "false" | "0" | "off" => Ok(false),
-        _ => Err(RegistryError::InvalidSetting(format!(
-            "{key} must be true or false, got `{value}`"
         ))),
     }
 }
@@ -169,14 +181,15 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let settings = FunctionSettings::from_query(Some(
-            "memory_mb=64&timeout_ms=500&env=GREETING=hi%20there&network=true",
-        ))
+        let settings = FunctionSettings::from_query(
+            Some("memory_mb=64&timeout_ms=500&env=GREETING=hi%20there&network=true"),
+            NetworkMode::None,
+        )
         .unwrap();
         assert_eq!(settings.memory_mb, 64);
         assert_eq!(settings.timeout_ms, 500);
         assert_eq!(settings.env["GREETING"], "hi there");
-        assert!(settings.network);
+        assert_eq!(settings.network, NetworkMode::Host);
         assert_eq!(
             settings.max_concurrency,
             FunctionSettings::default().max_concurrency
@@ -192,18 +205,46 @@ mod tests {
             ("colour=blue", "unknown setting `colour`"),
             ("env=NOVALUE", "NAME=VALUE"),
             ("env=KILN_X=1", "KILN_"),
-            ("network=maybe", "true or false"),
+            ("network=maybe", "none, egress or host"),
+            (
+                "egress_allow=10.0.0.0/33&network=egress",
+                "egress_allow `10.0.0.0/33`",
+            ),
+            ("egress_allow=example.com:443", "add network=egress"),
             ("min_warm=5&max_concurrency=2", "cannot exceed"),
         ] {
-            let error = FunctionSettings::from_query(Some(query)).unwrap_err().to_string();
+            let error = FunctionSettings::from_query(Some(query), NetworkMode::None)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(needle), "{query}: {error}");
         }
     }
 
     #[test]
     fn stored_settings_round_trip() {
-        let settings = FunctionSettings::from_query(Some("min_warm=1&env=A=b")).unwrap();
+        let settings = FunctionSettings::from_query(
+            Some("min_warm=1&env=A=b&network=egress&egress_allow=api.example.com:443&egress_allow=203.0.113.0/24"),
+            NetworkMode::None,
+        )
+        .unwrap();
         let stored = serde_json::to_value(&settings).unwrap();
+        assert_eq!(stored["network"], "egress");
         assert_eq!(FunctionSettings::from_stored(&stored), settings);
+    }
+
+    #[test]
+    fn the_operator_default_applies_when_network_is_not_set() {
+        let settings = FunctionSettings::from_query(Some("memory_mb=64"), NetworkMode::Egress).unwrap();
+        assert_eq!(settings.network, NetworkMode::Egress);
+        let chosen = FunctionSettings::from_query(Some("network=none"), NetworkMode::Egress).unwrap();
+        assert_eq!(chosen.network, NetworkMode::None);
+    }
+
+    #[test]
+    fn rows_of_older_releases_keep_their_network() {
+        let old = serde_json::json!({"memory_mb": 64, "network": true});
+        assert_eq!(FunctionSettings::from_stored(&old).network, NetworkMode::Host);
+        let old = serde_json::json!({"memory_mb": 64, "network": false});
+        assert_eq!(FunctionSettings::from_stored(&old).network, NetworkMode::None);
     }
 }

@@ -18,4 +18,4 @@ mod spec;
 
 pub use client::{ContainerExit, Sandbox, SandboxError};
 pub use server::serve;
-pub use spec::{ContainerSpec, ProcessSpec};
+pub use spec::{ContainerNetwork, ContainerSpec, ProcessSpec};

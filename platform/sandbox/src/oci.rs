@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::ContainerSpec;
+use crate::{ContainerNetwork, ContainerSpec};
 
 /// Where the runtime socket folder is mounted inside the container.
 pub const RUNTIME_MOUNT: &str = "/run/kiln";
@@ -59,8 +59,9 @@ const DENIED_SYSCALLS: [&str; 45] = [
     "ustat",
 ];
 
-/// The OCI config: new pid/mount/ipc/uts (and net unless asked) namespaces, read-only
-/// root, no capabilities, `no_new_privileges`, a seccomp filter, cgroup limits.
+/// The OCI config: new pid/mount/ipc/uts namespaces, a network namespace (new, prepared,
+/// or none for the host's), read-only root, no capabilities, `no_new_privileges`, a seccomp
+/// filter, cgroup limits.
 pub fn config_json(spec: &ContainerSpec) -> Value {
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -68,8 +69,29 @@ pub fn config_json(spec: &ContainerSpec) -> Value {
         json!({"type": "ipc"}),
         json!({"type": "uts"}),
     ];
-    if !spec.network {
-        namespaces.push(json!({"type": "network"}));
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "strictatime", "mode=755", "size=1m"]}),
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid", "nodev", "mode=1777", format!("size={}", spec.tmpfs_bytes)]}),
+        json!({"destination": RUNTIME_MOUNT, "type": "bind", "source": spec.runtime_dir,
+               "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]}),
+    ];
+    match &spec.network {
+        ContainerNetwork::Isolated => namespaces.push(json!({"type": "network"})),
+        ContainerNetwork::Host => {}
+        ContainerNetwork::Join {
+            namespace,
+            resolv_conf,
+        } => {
+            namespaces.push(json!({"type": "network", "path": namespace}));
+            mounts.push(
+                json!({"destination": "/etc/resolv.conf", "type": "bind", "source": resolv_conf,
+                               "options": ["rbind", "ro", "nosuid", "nodev", "noexec"]}),
+            );
+        }
     }
     let mut cpu = json!({"shares": spec.cpu_shares});
     if let Some(quota) = spec.cpu_quota_us {
@@ -102,16 +124,7 @@ pub fn config_json(spec: &ContainerSpec) -> Value {
         },
         "root": {"path": spec.rootfs, "readonly": true},
         "hostname": "kiln",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=1m"]},
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "nodev", "mode=1777", format!("size={}", spec.tmpfs_bytes)]},
-            {"destination": RUNTIME_MOUNT, "type": "bind", "source": spec.runtime_dir,
-             "options": ["rbind", "rw", "nosuid", "nodev", "noexec"]},
-        ],
+        "mounts": mounts,
         "linux": {
             "cgroupsPath": format!("/kiln/{}", spec.id),
             "namespaces": namespaces,
@@ -143,7 +156,7 @@ mod tests {
     use super::*;
     use crate::ProcessSpec;
 
-    fn spec(network: bool) -> ContainerSpec {
+    fn spec(network: ContainerNetwork) -> ContainerSpec {
         ContainerSpec {
             id: "c1".into(),
             rootfs: "/data/rootfs/abc".into(),
@@ -165,7 +178,7 @@ mod tests {
 
     #[test]
     fn isolates_by_default() {
-        let config = config_json(&spec(false));
+        let config = config_json(&spec(ContainerNetwork::Isolated));
         let namespaces: Vec<&str> = config["linux"]["namespaces"]
             .as_array()
             .unwrap()
@@ -182,14 +195,39 @@ mod tests {
         assert_eq!(config["linux"]["resources"]["pids"]["limit"], 32);
     }
 
-    #[test]
-    fn network_setting_keeps_the_host_network() {
-        let config = config_json(&spec(true));
-        let has_network_namespace = config["linux"]["namespaces"]
+    fn network_namespaces(config: &Value) -> Vec<Value> {
+        config["linux"]["namespaces"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|namespace| namespace["type"] == "network");
-        assert!(!has_network_namespace);
+            .filter(|namespace| namespace["type"] == "network")
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn host_network_has_no_network_namespace() {
+        let config = config_json(&spec(ContainerNetwork::Host));
+        assert!(network_namespaces(&config).is_empty());
+    }
+
+    #[test]
+    fn egress_joins_its_prepared_namespace_and_resolver() {
+        let config = config_json(&spec(ContainerNetwork::Join {
+            namespace: "/run/netns/kiln-abcde-2".into(),
+            resolv_conf: "/data/resolv.conf".into(),
+        }));
+        assert_eq!(
+            network_namespaces(&config),
+            [json!({"type": "network", "path": "/run/netns/kiln-abcde-2"})]
+        );
+        let resolv_conf = config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|mount| mount["destination"] == "/etc/resolv.conf")
+            .expect("resolv.conf is mounted");
+        assert_eq!(resolv_conf["source"], "/data/resolv.conf");
+        assert!(resolv_conf["options"].as_array().unwrap().contains(&json!("ro")));
     }
 }

@@ -25,7 +25,20 @@ pub struct ContainerSpec {
     /// CFS quota per 100 ms period; `None` leaves CPU time unbounded (shares still apply).
     pub cpu_quota_us: Option<i64>,
     pub pids_limit: i64,
-    /// Share the host's network instead of an empty network namespace.
-    pub network: bool,
+    pub network: ContainerNetwork,
     pub tmpfs_bytes: u64,
+}
+
+/// Which network namespace a container gets.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ContainerNetwork {
+    /// A new, empty namespace: loopback only.
+    Isolated,
+    /// The host's namespace, shared.
+    Host,
+    /// A namespace prepared for it (egress), with the resolv.conf naming its resolver.
+    Join {
+        namespace: PathBuf,
+        resolv_conf: PathBuf,
+    },
 }

@@ -110,7 +110,7 @@ fn container_spec(work: &Path, rootfs: &Path, id: &str) -> ContainerSpec {
         cpu_shares: 512,
         cpu_quota_us: None,
         pids_limit: 16,
-        network: false,
+        network: sandbox::ContainerNetwork::Isolated,
         tmpfs_bytes: 1 << 20,
     }
 }

@@ -37,6 +37,9 @@ struct Families {
     wakes: CounterFamily,
     wake_lateness: HistogramFamily,
     instances_finished: CounterFamily,
+    egress_sent: CounterFamily,
+    egress_received: CounterFamily,
+    egress_refused: CounterFamily,
 }
 
 /// Levels read at scrape time from the parts that hold them.
@@ -131,6 +134,21 @@ impl Metrics {
                     "Durable instances that ended, by final status.",
                     &["status"],
                 ),
+                egress_sent: CounterFamily::new(
+                    "kiln_egress_sent_bytes_total",
+                    "Bytes egress containers sent (DNS and refused attempts included), by tenant and function; counted every few seconds and when a container ends.",
+                    &["tenant", "function"],
+                ),
+                egress_received: CounterFamily::new(
+                    "kiln_egress_received_bytes_total",
+                    "Bytes egress containers received, by tenant and function.",
+                    &["tenant", "function"],
+                ),
+                egress_refused: CounterFamily::new(
+                    "kiln_egress_refused_packets_total",
+                    "Packets of egress containers the firewall refused (the host, loopback, link-local, other containers, closed ranges, outside egress_allow), by tenant and function; a refused TCP connection attempt is one or two.",
+                    &["tenant", "function"],
+                ),
             }),
         }
     }
@@ -165,6 +183,31 @@ impl Metrics {
         families.invocations.forget(&[tenant, function]);
         families.invocation_seconds.forget(&[tenant, function]);
         families.cold_starts.forget(&[tenant, function]);
+        families.egress_sent.forget(&[tenant, function]);
+        families.egress_received.forget(&[tenant, function]);
+        families.egress_refused.forget(&[tenant, function]);
+    }
+
+    /// Traffic of a function's egress containers since it was last counted.
+    pub fn egress(
+        &self,
+        tenant: &str,
+        function: &str,
+        sent_bytes: u64,
+        received_bytes: u64,
+        refused_packets: u64,
+    ) {
+        let families = &self.inner;
+        let labels = [tenant, function];
+        for (family, by) in [
+            (&families.egress_sent, sent_bytes),
+            (&families.egress_received, received_bytes),
+            (&families.egress_refused, refused_packets),
+        ] {
+            if by > 0 {
+                family.add(&labels, by);
+            }
+        }
     }
 
     /// One request to any other route; `route` is its pattern, never the raw path.
@@ -225,6 +268,9 @@ impl Metrics {
         families.wakes.render(&mut out);
         families.wake_lateness.render(&mut out);
         families.instances_finished.render(&mut out);
+        families.egress_sent.render(&mut out);
+        families.egress_received.render(&mut out);
+        families.egress_refused.render(&mut out);
         render_gauges(&mut out, gauges);
         out
     }

@@ -1,0 +1,163 @@
+//! Network namespaces for egress containers: the bridge they hang off, preparing one
+//! (namespace, veth pair, address, route) and removing it, and sweeping leftovers.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use crate::EgressConfig;
+use crate::command::run_script;
+use crate::names::Names;
+
+/// Where `ip netns` keeps named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
+/// One prepared namespace: joined by a container, removed after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub index: u32,
+    pub address: Ipv4Addr,
+    pub namespace: PathBuf,
+    /// The host end of its veth pair, whose counters are the container's traffic.
+    pub veth: String,
+}
+
+/// Creates the bridge with the gateway address and turns on IPv4 forwarding.
+pub(crate) async fn create_bridge(config: &EgressConfig, names: &Names) -> Result<(), String> {
+    let bridge = names.bridge();
+    let gateway = format!("{}/{}", config.gateway(), config.subnet.prefix_len());
+    run_script(
+        "ip",
+        &["-batch", "-"],
+        &format!("link add {bridge} type bridge\naddr add {gateway} dev {bridge}\n"),
+    )
+    .await?;
+    // Containers speak IPv4 only: no IPv6 address on the host side for them to find.
+    write_sysctl(&format!("net/ipv6/conf/{bridge}/disable_ipv6"), "1");
+    run_script("ip", &["link", "set", &bridge, "up"], "").await?;
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+        .map_err(|error| format!("turning on IPv4 forwarding: {error}"))
+}
+
+/// Prepares slot `index`: its namespace, an isolated bridge port, its address and route.
+pub(crate) async fn prepare(config: &EgressConfig, names: &Names, index: u32) -> Result<Slot, String> {
+    let slot = Slot {
+        index,
+        address: config.address(index),
+        namespace: PathBuf::from(NETNS_DIR).join(names.namespace(index)),
+        veth: names.veth(index),
+    };
+    let (namespace, veth, bridge) = (names.namespace(index), &slot.veth, names.bridge());
+    let host_side = format!(
+        "netns add {namespace}\n\
+         link add {veth} type veth peer name eth0 netns {namespace}\n\
+         link set {veth} master {bridge}\n\
+         link set dev {veth} type bridge_slave isolated on\n\
+         link set {veth} up\n"
+    );
+    let inside = format!(
+        "addr add {}/{} dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via {}\n",
+        slot.address,
+        config.subnet.prefix_len(),
+        config.gateway()
+    );
+    let prepared = async {
+        run_script("ip", &["-batch", "-"], &host_side).await?;
+        write_sysctl(&format!("net/ipv6/conf/{veth}/disable_ipv6"), "1");
+        run_script("ip", &["-n", &namespace, "-batch", "-"], &inside).await
+    };
+    match prepared.await {
+        Ok(_) => Ok(slot),
+        Err(error) => {
+            remove(names, index).await;
+            Err(error)
+        }
+    }
+}
+
+/// Removes slot `index`'s veth pair and namespace; missing pieces are fine.
+pub(crate) async fn remove(names: &Names, index: u32) {
+    let veth = names.veth(index);
+    if link_exists(&veth)
+        && let Err(error) = run_script("ip", &["link", "del", &veth], "").await
+    {
+        tracing::warn!(%error, "removing an egress veth failed");
+    }
+    let namespace = names.namespace(index);
+    if PathBuf::from(NETNS_DIR).join(&namespace).exists()
+        && let Err(error) = run_script("ip", &["netns", "del", &namespace], "").await
+    {
+        tracing::warn!(%error, "removing an egress namespace failed");
+    }
+}
+
+/// Removes the bridge and every namespace and veth carrying this node's tag.
+pub(crate) async fn remove_everything(names: &Names) {
+    for index in leftover_indexes(names) {
+        remove(names, index).await;
+    }
+    let bridge = names.bridge();
+    if link_exists(&bridge)
+        && let Err(error) = run_script("ip", &["link", "del", &bridge], "").await
+    {
+        tracing::warn!(%error, "removing the egress bridge failed");
+    }
+}
+
+/// Slot indexes that have a namespace or a veth of this node's on the host.
+fn leftover_indexes(names: &Names) -> Vec<u32> {
+    let mut indexes: Vec<u32> = Vec::new();
+    let names_in = |folder: &str| -> Vec<String> {
+        std::fs::read_dir(folder)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let namespace_prefix = names.namespace_prefix();
+    for name in names_in(NETNS_DIR) {
+        if let Some(index) = name
+            .strip_prefix(&namespace_prefix)
+            .and_then(|rest| rest.parse().ok())
+        {
+            indexes.push(index);
+        }
+    }
+    let veth_prefix = names.veth_prefix();
+    for name in names_in("/sys/class/net") {
+        if let Some(index) = name
+            .strip_prefix(&veth_prefix)
+            .and_then(|rest| u32::from_str_radix(rest, 16).ok())
+        {
+            indexes.push(index);
+        }
+    }
+    indexes.sort_unstable();
+    indexes.dedup();
+    indexes
+}
+
+/// Bytes the container behind `veth` sent and received so far (its host end's counters,
+/// seen from the host: what it receives, the container sent).
+pub(crate) fn traffic(veth: &str) -> (u64, u64) {
+    let read = |counter: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{veth}/statistics/{counter}"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (read("rx_bytes"), read("tx_bytes"))
+}
+
+fn link_exists(name: &str) -> bool {
+    std::path::Path::new("/sys/class/net").join(name).exists()
+}
+
+fn write_sysctl(key: &str, value: &str) {
+    let path = format!("/proc/sys/{key}");
+    if let Err(error) = std::fs::write(&path, value) {
+        tracing::debug!(%path, %error, "cannot set sysctl");
+    }
+}

@@ -1,0 +1,324 @@
+//! Function networks end to end, against a fake internet in a namespace of the test's own:
+//! `egress` reaches it (by address and by name) and nothing of the host, of other
+//! containers or outside `egress_allow`; `none` reaches nothing; `host` needs the operator;
+//! nothing is left on the host after a kill -9 and a restart, or after SIGTERM.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use bytes::Bytes;
+use e2e::{FAKE_HTTP_PORTS, FakeInternet, Kiln};
+use http::Method;
+
+/// A /24 of its own per test process and test, so parallel kilnds never share a subnet.
+fn subnet(test: u32) -> (String, Ipv4Addr) {
+    let third = ((std::process::id() % 60) * 4 + test) as u8;
+    (format!("10.251.{third}.0/24"), Ipv4Addr::new(10, 251, third, 1))
+}
+
+async fn call(kiln: &Kiln, token: &str, function: &str, path: &str) -> String {
+    let reply = kiln
+        .request(
+            Method::GET,
+            &format!("/fn/acme/{function}{path}"),
+            Some(token),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{function}{path}: {}", reply.text());
+    reply.text()
+}
+
+async fn upload(kiln: &Kiln, token: &str, name: &str, settings: &str) {
+    let reply = kiln.upload_testbed(token, name, settings).await;
+    assert!(reply.status < 300, "upload {name}?{settings}: {}", reply.text());
+}
+
+/// A listener on every host address, answering like a web server: what egress must never reach.
+fn host_listener() -> u16 {
+    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"HTTP/1.0 200 host\r\n\r\n");
+        }
+    });
+    port
+}
+
+/// The host's first IPv4 address on an interface other than loopback and the test's own.
+fn host_address() -> Option<Ipv4Addr> {
+    let output = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        let interface = words.nth(1)?;
+        if interface.starts_with("kiln") || interface.starts_with("kfk") {
+            return None;
+        }
+        words.nth(1)?.split('/').next()?.parse().ok()
+    })
+}
+
+/// PostgreSQL's address from `DATABASE_URL` (host and port of its TCP listener).
+fn postgres_address() -> String {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let authority = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432");
+    if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:5432")
+    }
+}
+
+async fn metric(kiln: &Kiln, name: &str, function: &str) -> u64 {
+    let text = kiln
+        .request(Method::GET, "/metrics", None, Bytes::new())
+        .await
+        .text();
+    let prefix = format!("{name}{{tenant=\"acme\",function=\"{function}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_reaches_the_internet_and_nothing_else() {
+    let fake = FakeInternet::create();
+    let (subnet, gateway) = subnet(0);
+    let kiln = Kiln::start(&[
+        ("KILN_EGRESS_SUBNET", &subnet),
+        ("KILN_EGRESS_ALLOW", &fake.range),
+        ("KILN_EGRESS_DNS", &fake.resolver()),
+    ])
+    .await;
+    let token = kiln.create_tenant("acme").await;
+    upload(&kiln, &token, "out", "network=egress").await;
+    let server = fake.server;
+
+    // Out to the internet, by address and by name (the container's resolv.conf names the
+    // gateway, whose forwarder asks the fake internet's DNS).
+    assert_eq!(
+        call(&kiln, &token, "out", &format!("/connect?to={server}:80")).await,
+        "connected: HTTP/1.0 200 fake-internet-80"
+    );
+    assert_eq!(
+        call(&kiln, &token, "out", "/connect?to=api.fake.test:8080").await,
+        "connected: HTTP/1.0 200 fake-internet-8080"
+    );
+    let address = call(&kiln, &token, "out", "/address").await;
+    assert!(
+        address.starts_with("10.251."),
+        "egress containers get an address of the subnet: {address}"
+    );
+
+    // Never the host: its loopback, PostgreSQL, the gateway, the host end of the fake
+    // internet's veth (inside the opened range) or its other addresses; never link-local.
+    let port = host_listener();
+    let mut forbidden = vec![
+        format!("127.0.0.1:{port}"),
+        postgres_address(),
+        format!("{gateway}:{port}"),
+        format!("{}:{port}", fake.host_end),
+        "169.254.169.254:80".to_owned(),
+    ];
+    if let Some(host) = host_address() {
+        forbidden.push(format!("{host}:{port}"));
+    }
+    let refused_before = metric(&kiln, "kiln_egress_refused_packets_total", "out").await;
+    for target in &forbidden {
+        let answer = call(&kiln, &token, "out", &format!("/connect?to={target}")).await;
+        assert!(answer.starts_with("refused"), "egress reached {target}: {answer}");
+    }
+    // The listener answers whoever may reach it: the refusals above are the firewall's.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    assert!(
+        fake.connect_from_outside(SocketAddr::from((fake.host_end, port)))
+            .is_ok(),
+        "the fake internet reaches the host's listener, so only the firewall kept egress out"
+    );
+
+    // Never another container, and nothing connects in from outside or from the host.
+    upload(&kiln, &token, "other", "network=egress").await;
+    assert_eq!(
+        call(&kiln, &token, "other", "/listen?port=8099").await,
+        "listening"
+    );
+    assert_eq!(
+        call(&kiln, &token, "other", "/connect?to=127.0.0.1:8099").await,
+        "connected: HTTP/1.0 200 inside",
+        "the other container's listener works from inside it"
+    );
+    let other: Ipv4Addr = call(&kiln, &token, "other", "/address").await.parse().unwrap();
+    let answer = call(&kiln, &token, "out", &format!("/connect?to={other}:8099")).await;
+    assert!(
+        answer.starts_with("refused"),
+        "one container reached another: {answer}"
+    );
+    fake.route_back(&subnet);
+    assert!(
+        fake.connect_from_outside(SocketAddr::from((other, 8099)))
+            .is_err(),
+        "the fake internet connected into a container"
+    );
+    assert!(
+        TcpStream::connect_timeout(&SocketAddr::from((other, 8099)), Duration::from_secs(2)).is_err(),
+        "the host connected into a container"
+    );
+
+    // egress_allow narrows to one port of one address.
+    upload(
+        &kiln,
+        &token,
+        "narrow",
+        &format!("network=egress&egress_allow={server}:80"),
+    )
+    .await;
+    assert_eq!(
+        call(&kiln, &token, "narrow", &format!("/connect?to={server}:80")).await,
+        "connected: HTTP/1.0 200 fake-internet-80"
+    );
+    let answer = call(
+        &kiln,
+        &token,
+        "narrow",
+        &format!("/connect?to={server}:{}", FAKE_HTTP_PORTS[1]),
+    )
+    .await;
+    assert!(
+        answer.starts_with("refused"),
+        "egress_allow did not narrow: {answer}"
+    );
+
+    // none reaches nothing.
+    upload(&kiln, &token, "offline", "").await;
+    let answer = call(&kiln, &token, "offline", &format!("/connect?to={server}:80")).await;
+    assert!(
+        answer.starts_with("refused"),
+        "a network=none function got out: {answer}"
+    );
+
+    // The version says its mode; refused attempts and traffic are counted per function.
+    let version = kiln
+        .request(Method::GET, "/v1/functions/narrow", Some(&token), Bytes::new())
+        .await
+        .json();
+    assert_eq!(version["settings"]["network"], "egress", "{version}");
+    assert_eq!(
+        version["settings"]["egress_allow"],
+        serde_json::json!([format!("{server}/32:80")])
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let refused = metric(&kiln, "kiln_egress_refused_packets_total", "out").await;
+        let sent = metric(&kiln, "kiln_egress_sent_bytes_total", "out").await;
+        if refused > refused_before && sent > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "egress metrics not counted: refused {refused}, sent {sent}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Bad settings are refused with a code; host needs the operator.
+    for (settings, needle) in [
+        ("network=maybe", "none, egress or host"),
+        ("network=egress&egress_allow=10.0.0.0/33", "egress_allow"),
+        ("egress_allow=198.18.0.0/15", "network=egress"),
+    ] {
+        // An empty body: settings are checked before the body is read.
+        let path = format!("/v1/functions/bad?{settings}");
+        let reply = kiln.request(Method::PUT, &path, Some(&token), Bytes::new()).await;
+        assert_eq!(
+            (reply.status, reply.error_code().as_str()),
+            (400, "invalid_setting"),
+            "{settings}"
+        );
+        assert!(reply.text().contains(needle), "{settings}: {}", reply.text());
+    }
+    let host = kiln.upload_testbed(&token, "bad", "network=host").await;
+    assert_eq!(
+        (host.status, host.error_code().as_str()),
+        (400, "invalid_setting")
+    );
+    assert!(host.text().contains("KILN_ALLOW_HOST_NETWORK"), "{}", host.text());
+    kiln.finish().await;
+}
+
+/// Namespaces, veths, the bridge and the firewall table this node made on the host.
+fn leftovers(kiln: &Kiln) -> Vec<String> {
+    let tag = network::node_tag(&kiln.data_dir);
+    let mut found = Vec::new();
+    for folder in ["/run/netns", "/sys/class/net"] {
+        for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(&tag) {
+                found.push(format!("{folder}/{name}"));
+            }
+        }
+    }
+    let table = std::process::Command::new("nft")
+        .args(["list", "table", "inet", &format!("kiln_{tag}")])
+        .output()
+        .expect("nft runs");
+    if table.status.success() {
+        found.push(format!("nft table kiln_{tag}"));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn egress_leaves_nothing_behind() {
+    let (subnet, _) = subnet(1);
+    let mut kiln = Kiln::start(&[("KILN_EGRESS_SUBNET", &subnet), ("KILN_EGRESS_PREPARED", "2")]).await;
+    let token = kiln.create_tenant("acme").await;
+    upload(&kiln, &token, "out", "network=egress").await;
+    assert!(
+        call(&kiln, &token, "out", "/address")
+            .await
+            .starts_with("10.251.")
+    );
+    assert!(
+        !leftovers(&kiln).is_empty(),
+        "egress made its namespaces, bridge and table"
+    );
+
+    // kill -9: kilnd cannot clean up; the next start does, before anything else.
+    kiln.kill();
+    kiln.wait_exit().await;
+    assert!(
+        !leftovers(&kiln).is_empty(),
+        "a killed kilnd leaves its network behind"
+    );
+    kiln.restart().await;
+    assert_eq!(
+        leftovers(&kiln),
+        Vec::<String>::new(),
+        "the restart removed the leftovers"
+    );
+
+    // SIGTERM: everything goes with the containers.
+    assert!(
+        call(&kiln, &token, "out", "/address")
+            .await
+            .starts_with("10.251.")
+    );
+    assert!(!leftovers(&kiln).is_empty());
+    kiln.stop().await;
+    assert_eq!(
+        leftovers(&kiln),
+        Vec::<String>::new(),
+        "SIGTERM left network pieces behind"
+    );
+    kiln.finish().await;
+}
