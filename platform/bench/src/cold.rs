@@ -1,8 +1,9 @@
 //! Cold invocations: the first call of a function with no warm container, through kilnd,
-//! against a raw youki (libcontainer) create+start of the same kind of bundle.
+//! against a raw youki (libcontainer) create+start of the same kind of bundle; and the same
+//! cold call of a `network=egress` function against a `network=none` one.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -20,9 +21,9 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
     let (sandbox, _exits) = Sandbox::spawn(kilnd, &["sandbox", "--state", &state.to_string_lossy()])?;
 
     let executable = std::fs::read(testbed)?;
-    let body = Bytes::from_static(b"cold");
     let mut raw = Vec::with_capacity(runs);
     let mut through = Vec::with_capacity(runs);
+    let mut egress = Vec::with_capacity(runs);
     // Interleaved, so drift on a shared machine affects both sides alike.
     for run in 0..runs {
         let spec = spec(&work, &rootfs, &format!("kb-{}-{run}", std::process::id()))?;
@@ -35,23 +36,17 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
         sandbox.delete(&spec.id).await?;
         settle().await;
 
-        let name = format!("bench-cold-{run}");
-        kiln.upload(&name, &executable, "").await?;
-        let (status, echoed, elapsed) = kiln
-            .call(
-                Method::POST,
-                &format!("/fn/{}/{name}/echo", kiln.tenant),
-                body.clone(),
+        through.push(cold_call(kiln, &executable, &format!("bench-cold-{run}"), "network=none").await?);
+        settle().await;
+        egress.push(
+            cold_call(
+                kiln,
+                &executable,
+                &format!("bench-cold-egress-{run}"),
+                "network=egress",
             )
-            .await?;
-        if status != 200 || echoed != body {
-            bail!(
-                "cold call answered {status}: {}",
-                String::from_utf8_lossy(&echoed)
-            );
-        }
-        through.push(elapsed);
-        kiln.delete(&name).await?;
+            .await?,
+        );
         settle().await;
     }
     sandbox.shutdown().await?;
@@ -62,9 +57,43 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, kilnd: &Path, runs: usize) -
         "raw youki create+start",
         "cold invocation through kilnd",
         raw,
+        through.clone(),
+    );
+    println!();
+    print_comparison(
+        &format!("measure ({runs} runs)"),
+        "cold invocation, network=none",
+        "cold invocation, network=egress",
         through,
+        egress,
     );
     Ok(())
+}
+
+/// Uploads `name` with `settings`, times its first call (a cold start), deletes it.
+async fn cold_call(
+    kiln: &KilnTarget,
+    executable: &[u8],
+    name: &str,
+    settings: &str,
+) -> anyhow::Result<Duration> {
+    let body = Bytes::from_static(b"cold");
+    kiln.upload(name, executable, settings).await?;
+    let (status, echoed, elapsed) = kiln
+        .call(
+            Method::POST,
+            &format!("/fn/{}/{name}/echo", kiln.tenant),
+            body.clone(),
+        )
+        .await?;
+    if status != 200 || echoed != body {
+        bail!(
+            "cold call of {name} answered {status}: {}",
+            String::from_utf8_lossy(&echoed)
+        );
+    }
+    kiln.delete(name).await?;
+    Ok(elapsed)
 }
 
 /// Lets the sandbox and the kernel finish tearing the last container down (network

@@ -40,13 +40,13 @@ impl fmt::Display for NetworkMode {
 impl FromStr for NetworkMode {
     type Err = String;
 
-    /// `none`, `egress` or `host`; `true` and `false` are the deprecated spellings of
-    /// `host` and `none`.
+    /// `none`, `egress` or `host`; the booleans of earlier releases (`true`, `1`, `on` and
+    /// `false`, `0`, `off`) are the deprecated spellings of `host` and `none`.
     fn from_str(text: &str) -> Result<NetworkMode, String> {
         match text {
-            "none" | "false" => Ok(NetworkMode::None),
+            "none" | "false" | "0" | "off" => Ok(NetworkMode::None),
             "egress" => Ok(NetworkMode::Egress),
-            "host" | "true" => Ok(NetworkMode::Host),
+            "host" | "true" | "1" | "on" => Ok(NetworkMode::Host),
             other => Err(format!("network must be none, egress or host, got `{other}`")),
         }
     }

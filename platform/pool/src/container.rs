@@ -38,6 +38,9 @@ pub(crate) struct Container {
     pub capture: Mutex<Option<Capture>>,
     /// Its egress namespace (`network=egress` only); removed after the container.
     pub egress: Mutex<Option<Arc<EgressAttachment>>>,
+    /// Cleared when its function is deleted: its traffic must not bring back the series
+    /// the delete dropped.
+    pub counts_traffic: AtomicBool,
 }
 
 impl Container {

@@ -1,6 +1,7 @@
 //! Counting egress containers' traffic into the metrics: while they run, and when they end.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use network::EgressTraffic;
 
@@ -32,6 +33,9 @@ impl Dispatcher {
     }
 
     pub(crate) fn count_egress(&self, container: &Container, traffic: EgressTraffic) {
+        if !container.counts_traffic.load(Ordering::SeqCst) {
+            return;
+        }
         let target = &container.target;
         self.inner.config.metrics.egress(
             &target.tenant,

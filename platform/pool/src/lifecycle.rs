@@ -57,6 +57,11 @@ impl Dispatcher {
                 .collect();
             keys.iter().filter_map(|key| pools.remove(key)).collect()
         };
+        for (_, container) in self.inner.containers.lock().values() {
+            if container.target.tenant == tenant && container.target.function == function {
+                container.counts_traffic.store(false, Ordering::SeqCst);
+            }
+        }
         for pool in closed {
             self.close_pool(&pool);
         }
@@ -150,6 +155,7 @@ impl Dispatcher {
             start_phases: Mutex::new(StartPhases::default()),
             capture: Mutex::new(None),
             egress: Mutex::new(None),
+            counts_traffic: AtomicBool::new(true),
         });
         let socket_bound = asked.elapsed();
         self.inner

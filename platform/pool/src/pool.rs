@@ -316,6 +316,7 @@ mod tests {
             start_phases: Mutex::new(crate::StartPhases::default()),
             capture: Mutex::new(None),
             egress: Mutex::new(None),
+            counts_traffic: AtomicBool::new(true),
         })
     }
 
