@@ -1,7 +1,8 @@
 //! Function networks end to end, against a fake internet in a namespace of the test's own:
 //! `egress` reaches it (by address and by name) and nothing of the host, of other
 //! containers or outside `egress_allow`; `none` reaches nothing; `host` needs the operator;
-//! nothing is left on the host after a kill -9 and a restart, or after SIGTERM.
+//! nothing is left on the host after a kill -9 and a restart, or after SIGTERM; a `host`
+//! version runs only on nodes that allow it.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -320,5 +321,37 @@ async fn egress_leaves_nothing_behind() {
         Vec::<String>::new(),
         "SIGTERM left network pieces behind"
     );
+    kiln.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_network_only_where_the_operator_allows_it() {
+    let kiln = Kiln::start(&[("KILN_ALLOW_HOST_NETWORK", "true")]).await;
+    let token = kiln.create_tenant("acme").await;
+    upload(&kiln, &token, "hosted", "network=host").await;
+    let port = host_listener();
+    assert_eq!(
+        call(&kiln, &token, "hosted", &format!("/connect?to=127.0.0.1:{port}")).await,
+        "connected: HTTP/1.0 200 host",
+        "network=host shares the host's network, loopback included"
+    );
+
+    // A node of the same database that does not allow it refuses to start that version.
+    let peer = kiln.start_peer(&[]).await;
+    let refused = peer
+        .request(Method::GET, "/fn/acme/hosted/echo", Some(&token), Bytes::new())
+        .await;
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (403, "network_not_allowed"),
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused.text().contains("KILN_ALLOW_HOST_NETWORK"),
+        "{}",
+        refused.text()
+    );
+    peer.finish().await;
     kiln.finish().await;
 }

@@ -190,6 +190,7 @@ impl From<InvokeError> for ApiError {
                     "could not start the function; retry",
                 );
             }
+            InvokeError::NetworkNotAllowed(_) => (StatusCode::FORBIDDEN, "network_not_allowed"),
             InvokeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             InvokeError::Suspended => return ApiError::internal(&error),
         };

@@ -175,6 +175,11 @@ impl<R: Runner> Shared<R> {
                 failure: Some(("start_failed", error.to_string())),
                 delay: RETRY_BACKOFF,
             },
+            // The operator may allow it again; until then the usual failure count applies.
+            Err(error @ InvokeError::NetworkNotAllowed(_)) => Next::Release {
+                failure: Some(("network_not_allowed", error.to_string())),
+                delay: RETRY_BACKOFF,
+            },
             Err(InvokeError::Busy { .. }) => Next::Release {
                 failure: None,
                 delay: BUSY_DELAY,

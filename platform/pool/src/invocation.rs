@@ -72,6 +72,9 @@ pub enum InvokeError {
     ResponseTooLarge { limit: usize },
     #[error("container could not be started: {0}")]
     StartFailed(String),
+    /// The version's network mode is one this node does not allow (any more).
+    #[error("{0}")]
+    NetworkNotAllowed(String),
     #[error("kiln is shutting down")]
     ShuttingDown,
     /// A durable dispatch ended without a response: the instance sleeps, or the dispatch

@@ -120,9 +120,9 @@ impl Dispatcher {
         let start_failed =
             |what: &str, error: &dyn std::fmt::Display| InvokeError::StartFailed(format!("{what}: {error}"));
         if target.limits.network == NetworkMode::Host && !self.inner.config.allow_host_network {
-            return Err(InvokeError::StartFailed(
-                "network=host is not allowed on this Kiln (KILN_ALLOW_HOST_NETWORK is off); \
-                 upload the function again with network=egress or network=none"
+            return Err(InvokeError::NetworkNotAllowed(
+                "this version has network=host, which this Kiln does not allow (KILN_ALLOW_HOST_NETWORK \
+                 is off); upload the function again with network=egress or network=none"
                     .into(),
             ));
         }
