@@ -24,6 +24,14 @@ pub(crate) struct Slot {
 /// Creates the bridge with the gateway address and turns on IPv4 forwarding.
 pub(crate) async fn create_bridge(config: &EgressConfig, names: &Names) -> Result<(), String> {
     let bridge = names.bridge();
+    let routes = run_script("ip", &["-4", "-o", "route", "show", "table", "all"], "").await?;
+    if let Some(route) = overlapping_route(&routes, &config.subnet) {
+        return Err(format!(
+            "KILN_EGRESS_SUBNET {} overlaps a network the host already routes ({route}); give every kilnd on a host \
+             its own subnet, outside the host's networks",
+            config.subnet
+        ));
+    }
     let gateway = format!("{}/{}", config.gateway(), config.subnet.prefix_len());
     run_script(
         "ip",
@@ -151,6 +159,26 @@ pub(crate) fn traffic(veth: &str) -> (u64, u64) {
     (read("rx_bytes"), read("tx_bytes"))
 }
 
+/// The first route of `ip -o route` output whose destination overlaps `subnet` (the
+/// default route aside).
+fn overlapping_route(routes: &str, subnet: &ipnet::Ipv4Net) -> Option<String> {
+    routes
+        .lines()
+        .find(|line| {
+            let destination = line
+                .split_whitespace()
+                .find(|word| word.parse::<Ipv4Addr>().is_ok() || word.contains('/'));
+            let network = destination.and_then(|word| {
+                word.parse::<ipnet::Ipv4Net>()
+                    .ok()
+                    .or_else(|| word.parse::<Ipv4Addr>().ok().map(ipnet::Ipv4Net::from))
+            });
+            !line.starts_with("default")
+                && network.is_some_and(|network| network.contains(subnet) || subnet.contains(&network))
+        })
+        .map(|line| line.trim().to_owned())
+}
+
 fn link_exists(name: &str) -> bool {
     std::path::Path::new("/sys/class/net").join(name).exists()
 }
@@ -159,5 +187,29 @@ fn write_sysctl(key: &str, value: &str) {
     let path = format!("/proc/sys/{key}");
     if let Err(error) = std::fs::write(&path, value) {
         tracing::debug!(%path, %error, "cannot set sysctl");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subnet_the_host_already_routes_is_found() {
+        let routes = "default via 192.0.2.1 dev eth0\n\
+                      192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2\n\
+                      local 10.251.8.1 dev kilnabcde table local proto kernel scope host src 10.251.8.1\n";
+        let subnet = |text: &str| text.parse::<ipnet::Ipv4Net>().unwrap();
+        assert_eq!(overlapping_route(routes, &subnet("10.9.0.0/16")), None);
+        assert!(
+            overlapping_route(routes, &subnet("192.0.2.128/25"))
+                .unwrap()
+                .contains("dev eth0")
+        );
+        assert!(
+            overlapping_route(routes, &subnet("10.251.8.0/24"))
+                .unwrap()
+                .contains("kilnabcde")
+        );
     }
 }
