@@ -1,11 +1,12 @@
 //! A fake internet for network tests: a network namespace of the test's own, joined to the
-//! host by a veth pair with addresses from 198.18.0.0/15 (the benchmarking range), serving
-//! HTTP on two ports and answering every DNS name with its own address.
+//! host by a veth pair with addresses from 198.18.0.0/15 (the benchmarking range) and from
+//! fdfa::/16 (unique local), serving HTTP on two ports over both and answering every DNS
+//! name with its own IPv4 address.
 //!
 //! Nothing here talks to any address outside loopback and namespaces the test made.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +27,10 @@ pub struct FakeInternet {
     pub host_end: Ipv4Addr,
     /// The range to open with `KILN_EGRESS_ALLOW`.
     pub range: String,
+    /// The same three for IPv6.
+    pub server6: Ipv6Addr,
+    pub host_end6: Ipv6Addr,
+    pub range6: String,
 }
 
 impl FakeInternet {
@@ -36,17 +41,22 @@ impl FakeInternet {
         let veth = format!("kfk{}x{number}", std::process::id() % 100_000);
         let host_end = Ipv4Addr::new(198, 18, number as u8, 1);
         let server = Ipv4Addr::new(198, 18, number as u8, 2);
+        let host_end6 = Ipv6Addr::new(0xfdfa, number as u16, 0, 0, 0, 0, 0, 1);
+        let server6 = Ipv6Addr::new(0xfdfa, number as u16, 0, 0, 0, 0, 0, 2);
         let _ = Command::new("ip").args(["netns", "del", &namespace]).status();
         let _ = Command::new("ip").args(["link", "del", &veth]).status();
         for args in [
             format!("netns add {namespace}"),
             format!("link add {veth} type veth peer name eth0 netns {namespace}"),
             format!("addr add {host_end}/30 dev {veth}"),
+            format!("addr add {host_end6}/64 dev {veth} nodad"),
             format!("link set {veth} up"),
             format!("-n {namespace} addr add {server}/30 dev eth0"),
+            format!("-n {namespace} addr add {server6}/64 dev eth0 nodad"),
             format!("-n {namespace} link set eth0 up"),
             format!("-n {namespace} link set lo up"),
             format!("-n {namespace} route add default via {host_end}"),
+            format!("-n {namespace} route add ::/0 via {host_end6}"),
         ] {
             let status = Command::new("ip")
                 .args(args.split_whitespace())
@@ -60,14 +70,19 @@ impl FakeInternet {
             server,
             host_end,
             range: format!("{}/30", Ipv4Addr::new(198, 18, number as u8, 0)),
+            server6,
+            host_end6,
+            range6: format!("fdfa:{number:x}::/64"),
         };
-        for port in FAKE_HTTP_PORTS {
-            let listener = fake.inside(move || TcpListener::bind((server, port)).expect("bind inside"));
-            std::thread::spawn(move || {
-                for mut stream in listener.incoming().flatten() {
-                    let _ = stream.write_all(format!("HTTP/1.0 200 fake-internet-{port}\r\n\r\n").as_bytes());
-                }
-            });
+        for address in [IpAddr::V4(server), IpAddr::V6(server6)] {
+            for port in FAKE_HTTP_PORTS {
+                let listener = fake.inside(move || TcpListener::bind((address, port)).expect("bind inside"));
+                std::thread::spawn(move || {
+                    for mut stream in listener.incoming().flatten() {
+                        let _ = stream.write_all(format!("HTTP/1.0 200 fake-internet-{port}\r\n\r\n").as_bytes());
+                    }
+                });
+            }
         }
         let dns = fake.inside(move || UdpSocket::bind((server, 53)).expect("bind DNS inside"));
         std::thread::spawn(move || answer_dns(dns, server));
@@ -95,7 +110,11 @@ impl FakeInternet {
                 "add",
                 network,
                 "via",
-                &self.host_end.to_string(),
+                &if network.contains(':') {
+                    self.host_end6.to_string()
+                } else {
+                    self.host_end.to_string()
+                },
             ])
             .status()
             .expect("ip runs");

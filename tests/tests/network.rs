@@ -5,16 +5,23 @@
 //! version runs only on nodes that allow it.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
 use bytes::Bytes;
 use e2e::{FAKE_HTTP_PORTS, FakeInternet, Kiln};
 use http::Method;
 
-/// A /24 of its own per test process and test, which the host routes nowhere yet (kilnd
-/// refuses a subnet that overlaps a route), so parallel kilnds never share a subnet.
-fn subnet(test: u32) -> (String, Ipv4Addr) {
+/// Egress subnets of their own per test process and test, which the host routes nowhere yet
+/// (kilnd refuses a subnet that overlaps a route), so parallel kilnds never share one.
+struct Subnets {
+    subnet: String,
+    gateway: Ipv4Addr,
+    subnet6: String,
+    gateway6: Ipv6Addr,
+}
+
+fn subnets(test: u32) -> Subnets {
     let output = std::process::Command::new("ip")
         .args(["-4", "-o", "route", "show", "table", "all"])
         .output()
@@ -25,7 +32,12 @@ fn subnet(test: u32) -> (String, Ipv4Addr) {
         .map(|step| ((start + step * 4) % 240) as u8)
         .find(|third| !routes.contains(&format!("10.251.{third}.")))
         .expect("a free 10.251.x.0/24");
-    (format!("10.251.{third}.0/24"), Ipv4Addr::new(10, 251, third, 1))
+    Subnets {
+        subnet: format!("10.251.{third}.0/24"),
+        gateway: Ipv4Addr::new(10, 251, third, 1),
+        subnet6: format!("fd4b:696c:{third:x}::/64"),
+        gateway6: Ipv6Addr::new(0xfd4b, 0x696c, u16::from(third), 0, 0, 0, 0, 1),
+    }
 }
 
 async fn call(kiln: &Kiln, token: &str, function: &str, path: &str) -> String {
@@ -46,9 +58,10 @@ async fn upload(kiln: &Kiln, token: &str, name: &str, settings: &str) {
     assert!(reply.status < 300, "upload {name}?{settings}: {}", reply.text());
 }
 
-/// A listener on every host address, answering like a web server: what egress must never reach.
+/// A listener on every host address, IPv4 and IPv6, answering like a web server: what
+/// egress must never reach.
 fn host_listener() -> u16 {
-    let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+    let listener = TcpListener::bind("[::]:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
@@ -104,10 +117,18 @@ async fn metric(kiln: &Kiln, name: &str, function: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_reaches_the_internet_and_nothing_else() {
     let fake = FakeInternet::create();
-    let (subnet, gateway) = subnet(0);
+    let Subnets {
+        subnet,
+        gateway,
+        subnet6,
+        gateway6,
+    } = subnets(0);
+    let opened = format!("{},{}", fake.range, fake.range6);
     let kiln = Kiln::start(&[
         ("KILN_EGRESS_SUBNET", &subnet),
-        ("KILN_EGRESS_ALLOW", &fake.range),
+        ("KILN_EGRESS_IPV6", "on"),
+        ("KILN_EGRESS_SUBNET6", &subnet6),
+        ("KILN_EGRESS_ALLOW", &opened),
         ("KILN_EGRESS_DNS", &fake.resolver()),
     ])
     .await;
@@ -133,6 +154,21 @@ async fn egress_reaches_the_internet_and_nothing_else() {
         address.starts_with("10.251."),
         "egress containers get an address of the subnet: {address}"
     );
+    // IPv6 too, from an address of the IPv6 subnet, NATed out.
+    let server6 = fake.server6;
+    assert_eq!(
+        call(&kiln, &token, "out", &format!("/connect?to=[{server6}]:80")).await,
+        "connected: HTTP/1.0 200 fake-internet-80"
+    );
+    let address6: Ipv6Addr = call(&kiln, &token, "out", "/address?family=6")
+        .await
+        .parse()
+        .expect("an IPv6 address");
+    assert_eq!(
+        address6.segments()[..4],
+        gateway6.segments()[..4],
+        "egress containers get an address of the IPv6 subnet: {address6}"
+    );
 
     // Never the host: its loopback, PostgreSQL, the gateway, the host end of the fake
     // internet's veth (inside the opened range) or its other addresses; never link-local.
@@ -143,6 +179,9 @@ async fn egress_reaches_the_internet_and_nothing_else() {
         format!("{gateway}:{port}"),
         format!("{}:{port}", fake.host_end),
         "169.254.169.254:80".to_owned(),
+        format!("[::1]:{port}"),
+        format!("[{gateway6}]:{port}"),
+        format!("[{}]:{port}", fake.host_end6),
     ];
     if let Some(host) = host_address() {
         forbidden.push(format!("{host}:{port}"));
@@ -172,21 +211,30 @@ async fn egress_reaches_the_internet_and_nothing_else() {
         "the other container's listener works from inside it"
     );
     let other: Ipv4Addr = call(&kiln, &token, "other", "/address").await.parse().unwrap();
-    let answer = call(&kiln, &token, "out", &format!("/connect?to={other}:8099")).await;
-    assert!(
-        answer.starts_with("refused"),
-        "one container reached another: {answer}"
-    );
+    let other6: Ipv6Addr = call(&kiln, &token, "other", "/address?family=6")
+        .await
+        .parse()
+        .unwrap();
+    for target in [format!("{other}:8099"), format!("[{other6}]:8099")] {
+        let answer = call(&kiln, &token, "out", &format!("/connect?to={target}")).await;
+        assert!(
+            answer.starts_with("refused"),
+            "one container reached another at {target}: {answer}"
+        );
+    }
     fake.route_back(&subnet);
-    assert!(
-        fake.connect_from_outside(SocketAddr::from((other, 8099)))
-            .is_err(),
-        "the fake internet connected into a container"
-    );
-    assert!(
-        TcpStream::connect_timeout(&SocketAddr::from((other, 8099)), Duration::from_secs(2)).is_err(),
-        "the host connected into a container"
-    );
+    fake.route_back(&subnet6);
+    for address in [IpAddr::V4(other), IpAddr::V6(other6)] {
+        let inside = SocketAddr::from((address, 8099));
+        assert!(
+            fake.connect_from_outside(inside).is_err(),
+            "the fake internet connected into a container at {inside}"
+        );
+        assert!(
+            TcpStream::connect_timeout(&inside, Duration::from_secs(2)).is_err(),
+            "the host connected into a container at {inside}"
+        );
+    }
 
     // egress_allow narrows to one port of one address.
     upload(
@@ -210,6 +258,11 @@ async fn egress_reaches_the_internet_and_nothing_else() {
     assert!(
         answer.starts_with("refused"),
         "egress_allow did not narrow: {answer}"
+    );
+    let answer = call(&kiln, &token, "narrow", &format!("/connect?to=[{server6}]:80")).await;
+    assert!(
+        answer.starts_with("refused"),
+        "egress_allow did not narrow IPv6: {answer}"
     );
 
     // none reaches nothing.
@@ -297,14 +350,24 @@ fn leftovers(kiln: &Kiln) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_leaves_nothing_behind() {
-    let (subnet, _) = subnet(1);
-    let mut kiln = Kiln::start(&[("KILN_EGRESS_SUBNET", &subnet), ("KILN_EGRESS_PREPARED", "2")]).await;
+    let Subnets { subnet, .. } = subnets(1);
+    let mut kiln = Kiln::start(&[
+        ("KILN_EGRESS_SUBNET", &subnet),
+        ("KILN_EGRESS_IPV6", "off"),
+        ("KILN_EGRESS_PREPARED", "2"),
+    ])
+    .await;
     let token = kiln.create_tenant("acme").await;
     upload(&kiln, &token, "out", "network=egress").await;
     assert!(
         call(&kiln, &token, "out", "/address")
             .await
             .starts_with("10.251.")
+    );
+    let address6 = call(&kiln, &token, "out", "/address?family=6").await;
+    assert!(
+        address6.starts_with("none"),
+        "KILN_EGRESS_IPV6=off gives containers no IPv6 route: {address6}"
     );
     assert!(
         !leftovers(&kiln).is_empty(),

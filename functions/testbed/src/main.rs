@@ -13,8 +13,8 @@
 //! | `/instance` | `200`, body = an id unique to this process (same id = same warm process; the pid alone is always 1 in a container) |
 //! | `/big?bytes=N` | `200`, `N` bytes of `x` |
 //! | `/connect?to=HOST:PORT` | `200`, `connected: <first line of the answer to GET />` or `refused: <error>` |
-//! | `/address` | `200`, the container's outward IPv4 address (or `none: <error>`) |
-//! | `/listen?port=P` | `200` `listening`: answers `HTTP/1.0 200 inside` on `0.0.0.0:P` while the container lives |
+//! | `/address` | `200`, the container's outward IPv4 address (`?family=6`: IPv6), or `none: <error>` |
+//! | `/listen?port=P` | `200` `listening`: answers `HTTP/1.0 200 inside` on port P (IPv6 and IPv4) while the container lives |
 //! | anything else | `404` `no such testbed route` |
 //!
 //! Durable instances (`durable.rs`) pick a scenario with their input's `"scenario"` field;
@@ -94,7 +94,7 @@ fn handle(invocation: &Invocation) -> Result<Response, Failure> {
             Err(response) => response,
         },
         "connect" => probe::connect(invocation),
-        "address" => probe::address(),
+        "address" => probe::address(invocation),
         "listen" => probe::listen(invocation),
         _ => Response::text(404, "no such testbed route"),
     })

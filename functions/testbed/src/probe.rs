@@ -42,10 +42,15 @@ fn get_first_line(to: &str) -> std::io::Result<String> {
     Ok(text.lines().next().unwrap_or_default().trim().to_owned())
 }
 
-/// `/address`: the container's own IPv4 address on its way out (no packet is sent).
-pub(crate) fn address() -> Response {
-    let outward = UdpSocket::bind("0.0.0.0:0").and_then(|socket| {
-        socket.connect("198.51.100.1:9")?;
+/// `/address` (`?family=6` for IPv6): the container's own address on its way out (no
+/// packet is sent).
+pub(crate) fn address(invocation: &Invocation) -> Response {
+    let (local, remote) = match invocation.query_param("family").as_deref() {
+        Some("6") => ("[::]:0", "[2001:db8::1]:9"),
+        _ => ("0.0.0.0:0", "198.51.100.1:9"),
+    };
+    let outward = UdpSocket::bind(local).and_then(|socket| {
+        socket.connect(remote)?;
         socket.local_addr()
     });
     match outward {
@@ -54,8 +59,9 @@ pub(crate) fn address() -> Response {
     }
 }
 
-/// `/listen?port=P`: listens on `0.0.0.0:P` for as long as the container lives, answering
-/// `HTTP/1.0 200 inside` to anyone who gets in; `listening` once bound.
+/// `/listen?port=P`: listens on port P of every address (IPv6 and IPv4 where the container
+/// has IPv6, else IPv4) for as long as the container lives, answering `HTTP/1.0 200 inside`
+/// to anyone who gets in; `listening` once bound.
 pub(crate) fn listen(invocation: &Invocation) -> Response {
     let port = invocation
         .query_param("port")
@@ -63,7 +69,9 @@ pub(crate) fn listen(invocation: &Invocation) -> Response {
     let Some(port) = port else {
         return Response::text(400, "port must be a port number");
     };
-    match TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))) {
+    let listener = TcpListener::bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)))
+        .or_else(|_| TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))));
+    match listener {
         Ok(listener) => {
             std::thread::spawn(move || {
                 for mut stream in listener.incoming().flatten() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use frontdoor::TrustedProxies;
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use kiln_types::NetworkMode;
 use network::EgressConfig;
 use registry::PullSettings;
@@ -73,8 +73,13 @@ pub struct NetworkSettings {
     pub allow_host: bool,
     /// Addresses of this node's egress containers; every node on a host needs its own.
     pub egress_subnet: Ipv4Net,
+    /// IPv6 addresses of this node's egress containers (unique local, NAT66 out).
+    pub egress_subnet6: Ipv6Net,
+    /// Whether egress offers IPv6: `None` decides at start (when the host has an IPv6
+    /// default route).
+    pub egress_ipv6: Option<bool>,
     /// Non-global ranges egress functions may reach (the host's own addresses never).
-    pub egress_allow: Vec<Ipv4Net>,
+    pub egress_allow: Vec<IpNet>,
     /// The resolver egress containers' DNS goes to; the host's first nameserver by default.
     pub egress_dns: Option<SocketAddr>,
     /// Egress namespaces kept ready for cold starts.
@@ -87,6 +92,8 @@ impl Default for NetworkSettings {
             default_mode: NetworkMode::None,
             allow_host: false,
             egress_subnet: EgressConfig::DEFAULT_SUBNET.parse().expect("default subnet"),
+            egress_subnet6: EgressConfig::DEFAULT_SUBNET6.parse().expect("default subnet"),
+            egress_ipv6: None,
             egress_allow: Vec::new(),
             egress_dns: None,
             egress_prepared: 4,

@@ -93,6 +93,11 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
         EgressConfig {
             tag: network::node_tag(&data_dir),
             subnet: network.egress_subnet,
+            subnet6: match network.egress_ipv6 {
+                Some(true) => Some(network.egress_subnet6),
+                Some(false) => None,
+                None => network::host_has_ipv6_route().then_some(network.egress_subnet6),
+            },
             allow: network.egress_allow.clone(),
             dns_upstream: network.egress_dns,
             prepared: network.egress_prepared,

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use kiln::{EgressConfig, NetworkMode, NetworkSettings};
 
 /// Reads `KILN_NETWORK_MODE`, `KILN_ALLOW_HOST_NETWORK` (or the older `KILN_ALLOW_NETWORK`),
-/// `KILN_EGRESS_SUBNET`, `KILN_EGRESS_ALLOW`, `KILN_EGRESS_DNS` and `KILN_EGRESS_PREPARED`.
+/// `KILN_EGRESS_SUBNET`, `KILN_EGRESS_IPV6`, `KILN_EGRESS_SUBNET6`, `KILN_EGRESS_ALLOW`,
+/// `KILN_EGRESS_DNS` and `KILN_EGRESS_PREPARED`.
 pub fn network_settings(get: &impl Fn(&str) -> Option<String>) -> Result<NetworkSettings, String> {
     let defaults = NetworkSettings::default();
     let allow_host = match (get("KILN_ALLOW_HOST_NETWORK"), get("KILN_ALLOW_NETWORK")) {
@@ -53,6 +54,8 @@ pub fn network_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Network
         default_mode,
         allow_host,
         egress_subnet,
+        egress_subnet6,
+        egress_ipv6,
         egress_allow,
         egress_dns,
         egress_prepared,
@@ -97,6 +100,7 @@ mod tests {
         assert!(!defaults.allow_host);
         assert_eq!(defaults.egress_subnet.to_string(), "10.250.0.0/16");
         assert!(defaults.egress_allow.is_empty());
+        assert_eq!(defaults.egress_ipv6, None, "IPv6 where the host has it");
     }
 
     #[test]
@@ -104,14 +108,18 @@ mod tests {
         let read = settings(&[
             ("KILN_NETWORK_MODE", "egress"),
             ("KILN_EGRESS_SUBNET", "10.77.0.0/24"),
-            ("KILN_EGRESS_ALLOW", "198.18.0.0/15"),
+            ("KILN_EGRESS_ALLOW", "198.18.0.0/15,fdfa::/64"),
+            ("KILN_EGRESS_IPV6", "on"),
+            ("KILN_EGRESS_SUBNET6", "fd77::/64"),
             ("KILN_EGRESS_DNS", "198.18.0.2"),
             ("KILN_EGRESS_PREPARED", "0"),
         ])
         .unwrap();
         assert_eq!(read.default_mode, NetworkMode::Egress);
         assert_eq!(read.egress_subnet.to_string(), "10.77.0.0/24");
-        assert_eq!(read.egress_allow.len(), 1);
+        assert_eq!(read.egress_allow.len(), 2);
+        assert_eq!(read.egress_ipv6, Some(true));
+        assert_eq!(read.egress_subnet6.to_string(), "fd77::/64");
         assert_eq!(read.egress_dns, Some("198.18.0.2:53".parse().unwrap()));
         assert_eq!(read.egress_prepared, 0);
     }
@@ -140,6 +148,8 @@ mod tests {
             ("KILN_NETWORK_MODE", "maybe"),
             ("KILN_ALLOW_HOST_NETWORK", "yes"),
             ("KILN_EGRESS_SUBNET", "10.0.0.0/33"),
+            ("KILN_EGRESS_SUBNET6", "2001:db8::/64"),
+            ("KILN_EGRESS_IPV6", "yes"),
             ("KILN_EGRESS_ALLOW", "10.1.2"),
             ("KILN_EGRESS_DNS", "resolver"),
             ("KILN_EGRESS_PREPARED", "100"),

@@ -1,7 +1,7 @@
 //! The egress network of one node: set up on first use, namespaces prepared ahead, handed
 //! to containers and removed after them, traffic counted, everything removed on shutdown.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,12 +46,45 @@ pub struct EgressAttachment {
     pub namespace: PathBuf,
     /// The resolv.conf naming the gateway's DNS forwarder, to mount at `/etc/resolv.conf`.
     pub resolv_conf: PathBuf,
-    /// The container's address.
+    /// The container's addresses.
     pub address: Ipv4Addr,
+    pub address6: Option<Ipv6Addr>,
     slot: Slot,
     narrowed: bool,
     /// Counters already reported.
     reported: Mutex<EgressTraffic>,
+}
+
+impl EgressAttachment {
+    fn has_address(&self, address: IpAddr) -> bool {
+        address == IpAddr::V4(self.address) || Some(address) == self.address6.map(IpAddr::V6)
+    }
+
+    /// Counters now (veth bytes, refusals of either address) minus those last reported.
+    /// Without a reading of the refusals (`None`), they count as unchanged until the next.
+    fn since_last_reading(&self, refused: Option<&[(IpAddr, u64)]>) -> EgressTraffic {
+        let (sent, received) = slot::traffic(&self.slot.veth);
+        let mut reported = self.reported.lock();
+        let refused = refused.map_or(reported.refused_packets, |refused| {
+            refused
+                .iter()
+                .filter(|(address, _)| self.has_address(*address))
+                .map(|(_, packets)| packets)
+                .sum()
+        });
+        let now = EgressTraffic {
+            sent_bytes: sent,
+            received_bytes: received,
+            refused_packets: refused,
+        };
+        let delta = EgressTraffic {
+            sent_bytes: now.sent_bytes.saturating_sub(reported.sent_bytes),
+            received_bytes: now.received_bytes.saturating_sub(reported.received_bytes),
+            refused_packets: now.refused_packets.saturating_sub(reported.refused_packets),
+        };
+        *reported = now;
+        delta
+    }
 }
 
 /// Cheap to clone; all clones share one network.
@@ -133,7 +166,7 @@ impl EgressNetwork {
             None
         } else {
             Some(
-                firewall::destinations(rules)
+                firewall::destinations(rules, inner.config.subnet6.is_some())
                     .await
                     .map_err(NetworkError::Narrowing)?,
             )
@@ -145,7 +178,8 @@ impl EgressNetwork {
             None => self.prepare_one().await?,
         };
         if let Some(destinations) = &destinations {
-            let script = firewall::narrowing(&inner.names, slot.index, slot.address, destinations);
+            let addresses = (slot.address, slot.address6);
+            let script = firewall::narrowing(&inner.names, slot.index, addresses, destinations);
             if let Err(error) = run_script("nft", &["-f", "-"], &script).await {
                 self.remove_slot(slot).await;
                 return Err(NetworkError::Narrowing(error));
@@ -155,6 +189,7 @@ impl EgressNetwork {
             namespace: slot.namespace.clone(),
             resolv_conf: inner.resolv_conf.clone(),
             address: slot.address,
+            address6: slot.address6,
             narrowed: destinations.is_some(),
             reported: Mutex::new(EgressTraffic::default()),
             slot,
@@ -166,56 +201,66 @@ impl EgressNetwork {
         if attachments.is_empty() {
             return Vec::new();
         }
-        let refused = firewall::refused_counts(&self.inner.names)
-            .await
-            .unwrap_or_default();
+        let refused = self.refused_counts().await;
         attachments
             .iter()
-            .map(|attachment| {
-                let (sent, received) = slot::traffic(&attachment.slot.veth);
-                let refused = refused
-                    .iter()
-                    .find(|(address, _)| *address == attachment.address)
-                    .map_or(0, |(_, packets)| *packets);
-                let now = EgressTraffic {
-                    sent_bytes: sent,
-                    received_bytes: received,
-                    refused_packets: refused,
-                };
-                let mut reported = attachment.reported.lock();
-                let delta = EgressTraffic {
-                    sent_bytes: now.sent_bytes.saturating_sub(reported.sent_bytes),
-                    received_bytes: now.received_bytes.saturating_sub(reported.received_bytes),
-                    refused_packets: now.refused_packets.saturating_sub(reported.refused_packets),
-                };
-                *reported = now;
-                delta
-            })
+            .map(|attachment| attachment.since_last_reading(refused.as_deref()))
             .collect()
     }
 
     /// Removes a container's namespace once the container is gone; returns its last traffic.
     pub async fn detach(&self, attachment: &EgressAttachment) -> EgressTraffic {
-        let last = self.sample(&[attachment]).await.pop().unwrap_or_default();
+        let refused = self.refused_counts().await;
+        let last = attachment.since_last_reading(refused.as_deref());
         let names = &self.inner.names;
         let mut script = String::new();
         if attachment.narrowed {
-            script.push_str(&firewall::narrowing_removal(
-                names,
-                attachment.slot.index,
-                attachment.address,
-            ));
+            let addresses = (attachment.address, attachment.address6);
+            script.push_str(&firewall::narrowing_removal(names, attachment.slot.index, addresses));
         }
-        if last.refused_packets > 0 || attachment.reported.lock().refused_packets > 0 {
-            script.push_str(&firewall::refused_removal(names, attachment.address));
+        let addresses = [Some(IpAddr::V4(attachment.address)), attachment.address6.map(IpAddr::V6)];
+        let counted: Vec<IpAddr> = match &refused {
+            // One script is one transaction: only elements that exist may be deleted in it.
+            Some(refused) => refused
+                .iter()
+                .map(|(address, _)| *address)
+                .filter(|address| attachment.has_address(*address))
+                .collect(),
+            None => Vec::new(),
+        };
+        for address in &counted {
+            script.push_str(&firewall::refused_removal(names, *address));
         }
         if !script.is_empty()
             && let Err(error) = run_script("nft", &["-f", "-"], &script).await
         {
             tracing::warn!(%error, "removing a container's firewall entries failed");
         }
+        if refused.is_none() {
+            // Unknown which addresses have counts: try each alone (a missing one fails alone),
+            // so the next container on these addresses starts at zero.
+            for address in addresses.into_iter().flatten() {
+                let _ = run_script("nft", &["-f", "-"], &firewall::refused_removal(names, address)).await;
+            }
+        }
         self.remove_slot(attachment.slot.clone()).await;
         last
+    }
+
+    /// The refusal counters, or `None` when nft could not list them twice in a row (a
+    /// listing is interrupted when another program changes the ruleset meanwhile).
+    async fn refused_counts(&self) -> Option<Vec<(IpAddr, u64)>> {
+        let names = &self.inner.names;
+        match firewall::refused_counts(names).await {
+            Ok(counts) => Some(counts),
+            Err(first) => match firewall::refused_counts(names).await {
+                Ok(counts) => Some(counts),
+                Err(error) => {
+                    tracing::warn!(%first, %error, "reading egress refusal counters failed");
+                    None
+                }
+            },
+        }
     }
 
     /// Removes the bridge, every namespace and the firewall table; stops the DNS forwarder.
@@ -267,7 +312,8 @@ impl EgressNetwork {
         start_forwarder(gateway, upstream, inner.stop.clone())
             .await
             .map_err(|error| format!("starting the DNS forwarder on {gateway}:53: {error}"))?;
-        tracing::info!(subnet = %inner.config.subnet, %upstream, "egress network ready");
+        let subnet6 = inner.config.subnet6.map(|subnet6| subnet6.to_string()).unwrap_or_else(|| "none".into());
+        tracing::info!(subnet = %inner.config.subnet, %subnet6, %upstream, "egress network ready");
         Ok(())
     }
 

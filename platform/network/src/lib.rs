@@ -2,8 +2,8 @@
 //!
 //! Each egress container joins a network namespace prepared ahead of time: a veth pair
 //! whose host end is an isolated port of this node's bridge (so containers never see each
-//! other), an address from the egress subnet, and a default route through the bridge's
-//! address, which also answers DNS. An nftables table of this node's own NATs the
+//! other), an address from the egress subnet (and one from the IPv6 subnet where the host
+//! has IPv6), and a default route through the bridge's address, which also answers DNS. An nftables table of this node's own NATs the
 //! containers' traffic out and refuses the host (every local address, on any interface),
 //! loopback, link-local and, unless the operator opens them, every non-global range.
 //!
@@ -20,6 +20,6 @@ mod names;
 mod ranges;
 mod slot;
 
-pub use config::{EgressConfig, EgressConfigError};
+pub use config::{EgressConfig, EgressConfigError, host_has_ipv6_route};
 pub use egress::{EgressAttachment, EgressNetwork, EgressTraffic, NetworkError};
 pub use names::node_tag;

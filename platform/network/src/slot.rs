@@ -1,7 +1,9 @@
 //! Network namespaces for egress containers: the bridge they hang off, preparing one
 //! (namespace, veth pair, address, route) and removing it, and sweeping leftovers.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
 use std::path::PathBuf;
 
 use crate::EgressConfig;
@@ -16,21 +18,26 @@ const NETNS_DIR: &str = "/run/netns";
 pub(crate) struct Slot {
     pub index: u32,
     pub address: Ipv4Addr,
+    pub address6: Option<Ipv6Addr>,
     pub namespace: PathBuf,
     /// The host end of its veth pair, whose counters are the container's traffic.
     pub veth: String,
 }
 
-/// Creates the bridge with the gateway address and turns on IPv4 forwarding.
+/// Creates the bridge with the gateway addresses and turns on forwarding.
 pub(crate) async fn create_bridge(config: &EgressConfig, names: &Names) -> Result<(), String> {
     let bridge = names.bridge();
-    let routes = run_script("ip", &["-4", "-o", "route", "show", "table", "all"], "").await?;
-    if let Some(route) = overlapping_route(&routes, &config.subnet) {
-        return Err(format!(
-            "KILN_EGRESS_SUBNET {} overlaps a network the host already routes ({route}); give every kilnd on a host \
-             its own subnet, outside the host's networks",
-            config.subnet
-        ));
+    let subnets = [Some(IpNet::V4(config.subnet)), config.subnet6.map(IpNet::V6)];
+    for subnet in subnets.into_iter().flatten() {
+        let family = if subnet.addr().is_ipv4() { "-4" } else { "-6" };
+        let routes = run_script("ip", &[family, "-o", "route", "show", "table", "all"], "").await?;
+        if let Some(route) = overlapping_route(&routes, &subnet) {
+            let variable = if subnet.addr().is_ipv4() { "KILN_EGRESS_SUBNET" } else { "KILN_EGRESS_SUBNET6" };
+            return Err(format!(
+                "{variable} {subnet} overlaps a network the host already routes ({route}); give every kilnd on a host \
+                 its own subnet, outside the host's networks"
+            ));
+        }
     }
     let gateway = format!("{}/{}", config.gateway(), config.subnet.prefix_len());
     run_script(
@@ -39,11 +46,38 @@ pub(crate) async fn create_bridge(config: &EgressConfig, names: &Names) -> Resul
         &format!("link add {bridge} type bridge\naddr add {gateway} dev {bridge}\n"),
     )
     .await?;
-    // Containers speak IPv4 only: no IPv6 address on the host side for them to find.
-    write_sysctl(&format!("net/ipv6/conf/{bridge}/disable_ipv6"), "1");
+    match (config.subnet6, config.gateway6()) {
+        (Some(subnet6), Some(gateway6)) => {
+            let address = format!("{gateway6}/{}", subnet6.prefix_len());
+            run_script("ip", &["addr", "add", &address, "dev", &bridge, "nodad"], "").await?;
+        }
+        // IPv4 only: no IPv6 address on the host side for containers to find.
+        _ => write_sysctl(&format!("net/ipv6/conf/{bridge}/disable_ipv6"), "1"),
+    }
     run_script("ip", &["link", "set", &bridge, "up"], "").await?;
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
-        .map_err(|error| format!("turning on IPv4 forwarding: {error}"))
+        .map_err(|error| format!("turning on IPv4 forwarding: {error}"))?;
+    if config.subnet6.is_some() {
+        keep_accepting_router_advertisements();
+        std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+            .map_err(|error| format!("turning on IPv6 forwarding: {error}"))?;
+    }
+    Ok(())
+}
+
+/// A host that forwards IPv6 ignores router advertisements on interfaces with
+/// `accept_ra=1`, and would lose its autoconfigured addresses and default route: those
+/// interfaces get `accept_ra=2` (accept even when forwarding) first.
+fn keep_accepting_router_advertisements() {
+    let Ok(interfaces) = std::fs::read_dir("/proc/sys/net/ipv6/conf") else {
+        return;
+    };
+    for interface in interfaces.flatten() {
+        let key = interface.path().join("accept_ra");
+        if std::fs::read_to_string(&key).is_ok_and(|value| value.trim() == "1") {
+            let _ = std::fs::write(&key, "2");
+        }
+    }
 }
 
 /// Prepares slot `index`: its namespace, an isolated bridge port, its address and route.
@@ -51,6 +85,7 @@ pub(crate) async fn prepare(config: &EgressConfig, names: &Names, index: u32) ->
     let slot = Slot {
         index,
         address: config.address(index),
+        address6: config.address6(index),
         namespace: PathBuf::from(NETNS_DIR).join(names.namespace(index)),
         veth: names.veth(index),
     };
@@ -62,12 +97,18 @@ pub(crate) async fn prepare(config: &EgressConfig, names: &Names, index: u32) ->
          link set dev {veth} type bridge_slave isolated on\n\
          link set {veth} up\n"
     );
-    let inside = format!(
+    let mut inside = format!(
         "addr add {}/{} dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via {}\n",
         slot.address,
         config.subnet.prefix_len(),
         config.gateway()
     );
+    if let (Some(address6), Some(subnet6), Some(gateway6)) = (slot.address6, config.subnet6, config.gateway6()) {
+        inside.push_str(&format!(
+            "addr add {address6}/{} dev eth0 nodad\nroute add ::/0 via {gateway6}\n",
+            subnet6.prefix_len()
+        ));
+    }
     let prepared = async {
         run_script("ip", &["-batch", "-"], &host_side).await?;
         write_sysctl(&format!("net/ipv6/conf/{veth}/disable_ipv6"), "1");
@@ -161,17 +202,17 @@ pub(crate) fn traffic(veth: &str) -> (u64, u64) {
 
 /// The first route of `ip -o route` output whose destination overlaps `subnet` (the
 /// default route aside).
-fn overlapping_route(routes: &str, subnet: &ipnet::Ipv4Net) -> Option<String> {
+fn overlapping_route(routes: &str, subnet: &IpNet) -> Option<String> {
     routes
         .lines()
         .find(|line| {
             let destination = line
                 .split_whitespace()
-                .find(|word| word.parse::<Ipv4Addr>().is_ok() || word.contains('/'));
+                .find(|word| word.parse::<IpAddr>().is_ok() || word.contains('/'));
             let network = destination.and_then(|word| {
-                word.parse::<ipnet::Ipv4Net>()
+                word.parse::<IpNet>()
                     .ok()
-                    .or_else(|| word.parse::<Ipv4Addr>().ok().map(ipnet::Ipv4Net::from))
+                    .or_else(|| word.parse::<IpAddr>().ok().map(IpNet::from))
             });
             !line.starts_with("default")
                 && network.is_some_and(|network| network.contains(subnet) || subnet.contains(&network))
@@ -199,7 +240,7 @@ mod tests {
         let routes = "default via 192.0.2.1 dev eth0\n\
                       192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2\n\
                       local 10.251.8.1 dev kilnabcde table local proto kernel scope host src 10.251.8.1\n";
-        let subnet = |text: &str| text.parse::<ipnet::Ipv4Net>().unwrap();
+        let subnet = |text: &str| text.parse::<IpNet>().unwrap();
         assert_eq!(overlapping_route(routes, &subnet("10.9.0.0/16")), None);
         assert!(
             overlapping_route(routes, &subnet("192.0.2.128/25"))
@@ -208,6 +249,16 @@ mod tests {
         );
         assert!(
             overlapping_route(routes, &subnet("10.251.8.0/24"))
+                .unwrap()
+                .contains("kilnabcde")
+        );
+        let routes6 = "default via fe80::1 dev eth0 proto ra metric 1024\n\
+                       fe80::/64 dev eth0 proto kernel metric 256\n\
+                       local fd4b:696c:6e00::1 dev kilnabcde table local proto kernel metric 0\n\
+                       multicast ff00::/8 dev eth0 table local proto kernel metric 256\n";
+        assert_eq!(overlapping_route(routes6, &subnet("fd4b:696c:7::/64")), None);
+        assert!(
+            overlapping_route(routes6, &subnet("fd4b:696c:6e00::/64"))
                 .unwrap()
                 .contains("kilnabcde")
         );
