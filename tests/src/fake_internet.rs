@@ -79,7 +79,8 @@ impl FakeInternet {
                 let listener = fake.inside(move || TcpListener::bind((address, port)).expect("bind inside"));
                 std::thread::spawn(move || {
                     for mut stream in listener.incoming().flatten() {
-                        let _ = stream.write_all(format!("HTTP/1.0 200 fake-internet-{port}\r\n\r\n").as_bytes());
+                        let _ =
+                            stream.write_all(format!("HTTP/1.0 200 fake-internet-{port}\r\n\r\n").as_bytes());
                     }
                 });
             }

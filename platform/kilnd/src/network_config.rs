@@ -32,9 +32,26 @@ pub fn network_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Network
         Some(text) => EgressConfig::parse_subnet(&text).map_err(|error| error.to_string())?,
         None => defaults.egress_subnet,
     };
-    let egress_allow =
-        EgressConfig::parse_allow(&get("KILN_EGRESS_ALLOW").unwrap_or_default(), &egress_subnet)
-            .map_err(|error| error.to_string())?;
+    let egress_subnet6 = match get("KILN_EGRESS_SUBNET6") {
+        Some(text) => EgressConfig::parse_subnet6(&text).map_err(|error| error.to_string())?,
+        None => defaults.egress_subnet6,
+    };
+    let egress_ipv6 = match get("KILN_EGRESS_IPV6").as_deref() {
+        None | Some("auto") => None,
+        Some("on") => Some(true),
+        Some("off") => Some(false),
+        Some(other) => {
+            return Err(format!(
+                "KILN_EGRESS_IPV6 must be `auto` (IPv6 where the host has an IPv6 default route), `on` or `off`, got `{other}`"
+            ));
+        }
+    };
+    let egress_allow = EgressConfig::parse_allow(
+        &get("KILN_EGRESS_ALLOW").unwrap_or_default(),
+        &egress_subnet,
+        (egress_ipv6 != Some(false)).then_some(&egress_subnet6),
+    )
+    .map_err(|error| error.to_string())?;
     let egress_dns = match get("KILN_EGRESS_DNS") {
         None => None,
         Some(text) => Some(resolver(&text)?),

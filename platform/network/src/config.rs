@@ -100,7 +100,10 @@ impl EgressConfig {
                     "KILN_EGRESS_ALLOW `{item}` overlaps {refused}, which egress never reaches"
                 )));
             }
-            let own = [Some(IpNet::V4(*subnet)), subnet6.map(|subnet6| IpNet::V6(*subnet6))];
+            let own = [
+                Some(IpNet::V4(*subnet)),
+                subnet6.map(|subnet6| IpNet::V6(*subnet6)),
+            ];
             if let Some(own) = own.into_iter().flatten().find(|own| overlaps(own, &network)) {
                 return Err(EgressConfigError(format!(
                     "KILN_EGRESS_ALLOW `{item}` overlaps the containers' own subnet {own}; containers never reach each other"
@@ -135,9 +138,9 @@ impl EgressConfig {
     /// the last one (IPv4's broadcast).
     pub(crate) fn slot_indexes(&self) -> std::ops::Range<u32> {
         let size = 1u64 << (32 - self.subnet.prefix_len());
-        let size6 = self
-            .subnet6
-            .map_or(u64::MAX, |subnet6| 1u64 << (128 - u32::from(subnet6.prefix_len())).min(63));
+        let size6 = self.subnet6.map_or(u64::MAX, |subnet6| {
+            1u64 << (128 - u32::from(subnet6.prefix_len())).min(63)
+        });
         2..(size.min(size6) - 1) as u32
     }
 }
@@ -148,7 +151,10 @@ pub fn host_has_ipv6_route() -> bool {
     std::fs::read_to_string("/proc/net/ipv6_route").is_ok_and(|routes| {
         routes.lines().any(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() == 10 && fields[0].bytes().all(|byte| byte == b'0') && fields[1] == "00" && fields[9] != "lo"
+            fields.len() == 10
+                && fields[0].bytes().all(|byte| byte == b'0')
+                && fields[1] == "00"
+                && fields[9] != "lo"
         })
     })
 }
@@ -166,10 +172,14 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 }
 
 fn overlapping_refused(network: &IpNet) -> Option<&'static str> {
-    ALWAYS_REFUSED.iter().chain(ALWAYS_REFUSED_V6).copied().find(|refused| {
-        let refused: IpNet = refused.parse().expect("built-in range");
-        overlaps(&refused, network)
-    })
+    ALWAYS_REFUSED
+        .iter()
+        .chain(ALWAYS_REFUSED_V6)
+        .copied()
+        .find(|refused| {
+            let refused: IpNet = refused.parse().expect("built-in range");
+            overlaps(&refused, network)
+        })
 }
 
 #[cfg(test)]
@@ -189,16 +199,31 @@ mod tests {
         assert_eq!(subnet().to_string(), "10.250.0.0/16");
         assert!(EgressConfig::parse_subnet("10.250.0.0/8").is_err());
         assert!(EgressConfig::parse_subnet("10.250.0.0/30").is_err());
-        assert!(EgressConfig::parse_subnet("127.1.0.0/16").unwrap_err().0.contains("127.0.0.0/8"));
+        assert!(
+            EgressConfig::parse_subnet("127.1.0.0/16")
+                .unwrap_err()
+                .0
+                .contains("127.0.0.0/8")
+        );
         assert!(EgressConfig::parse_subnet("ten").is_err());
         assert_eq!(subnet6().to_string(), "fd4b:696c:6e00::/64");
-        assert!(EgressConfig::parse_subnet6("2001:db8::/64").unwrap_err().0.contains("unique local"));
+        assert!(
+            EgressConfig::parse_subnet6("2001:db8::/64")
+                .unwrap_err()
+                .0
+                .contains("unique local")
+        );
         assert!(EgressConfig::parse_subnet6("fd00::/48").is_err());
     }
 
     #[test]
     fn allow_lists_refuse_what_egress_never_reaches() {
-        let allowed = EgressConfig::parse_allow("198.18.0.0/15, 192.168.1.7, fdfa:1::/64", &subnet(), Some(&subnet6())).unwrap();
+        let allowed = EgressConfig::parse_allow(
+            "198.18.0.0/15, 192.168.1.7, fdfa:1::/64",
+            &subnet(),
+            Some(&subnet6()),
+        )
+        .unwrap();
         assert_eq!(
             allowed,
             [
@@ -217,7 +242,9 @@ mod tests {
             ("::/0", "overlaps"),
             ("10.1.2", "not an IP"),
         ] {
-            let error = EgressConfig::parse_allow(bad, &subnet(), Some(&subnet6())).unwrap_err().0;
+            let error = EgressConfig::parse_allow(bad, &subnet(), Some(&subnet6()))
+                .unwrap_err()
+                .0;
             assert!(error.contains(needle), "{bad}: {error}");
         }
     }

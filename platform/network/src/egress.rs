@@ -216,9 +216,16 @@ impl EgressNetwork {
         let mut script = String::new();
         if attachment.narrowed {
             let addresses = (attachment.address, attachment.address6);
-            script.push_str(&firewall::narrowing_removal(names, attachment.slot.index, addresses));
+            script.push_str(&firewall::narrowing_removal(
+                names,
+                attachment.slot.index,
+                addresses,
+            ));
         }
-        let addresses = [Some(IpAddr::V4(attachment.address)), attachment.address6.map(IpAddr::V6)];
+        let addresses = [
+            Some(IpAddr::V4(attachment.address)),
+            attachment.address6.map(IpAddr::V6),
+        ];
         let counted: Vec<IpAddr> = match &refused {
             // One script is one transaction: only elements that exist may be deleted in it.
             Some(refused) => refused
@@ -312,7 +319,11 @@ impl EgressNetwork {
         start_forwarder(gateway, upstream, inner.stop.clone())
             .await
             .map_err(|error| format!("starting the DNS forwarder on {gateway}:53: {error}"))?;
-        let subnet6 = inner.config.subnet6.map(|subnet6| subnet6.to_string()).unwrap_or_else(|| "none".into());
+        let subnet6 = inner
+            .config
+            .subnet6
+            .map(|subnet6| subnet6.to_string())
+            .unwrap_or_else(|| "none".into());
         tracing::info!(subnet = %inner.config.subnet, %subnet6, %upstream, "egress network ready");
         Ok(())
     }

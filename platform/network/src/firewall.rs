@@ -46,7 +46,10 @@ pub(crate) fn ruleset(config: &EgressConfig, names: &Names) -> String {
         }
         opened.join(", ")
     };
-    let mut always6: Vec<String> = ALWAYS_REFUSED_V6.iter().map(|range| (*range).to_owned()).collect();
+    let mut always6: Vec<String> = ALWAYS_REFUSED_V6
+        .iter()
+        .map(|range| (*range).to_owned())
+        .collect();
     let ipv6_rules = match config.subnet6 {
         Some(subnet6) => {
             always6.push(subnet6.to_string());
@@ -61,9 +64,7 @@ pub(crate) fn ruleset(config: &EgressConfig, names: &Names) -> String {
         None => "    meta nfproto ipv6 drop\n".to_owned(),
     };
     let neighbour_discovery = if config.subnet6.is_some() {
-        format!(
-            "    iifname \"{bridge}\" icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept\n"
-        )
+        format!("    iifname \"{bridge}\" icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} accept\n")
     } else {
         String::new()
     };
@@ -198,24 +199,40 @@ pub(crate) fn narrowing(
     }
     writeln!(script, "add rule inet {table} {chain} goto refuse").expect("writing to a String");
     let (address, address6) = addresses;
-    writeln!(script, "add element inet {table} narrowed {{ {address} : jump {chain} }}").expect("writing to a String");
+    writeln!(
+        script,
+        "add element inet {table} narrowed {{ {address} : jump {chain} }}"
+    )
+    .expect("writing to a String");
     if let Some(address6) = address6 {
-        writeln!(script, "add element inet {table} narrowed6 {{ {address6} : jump {chain} }}")
-            .expect("writing to a String");
+        writeln!(
+            script,
+            "add element inet {table} narrowed6 {{ {address6} : jump {chain} }}"
+        )
+        .expect("writing to a String");
     }
     script
 }
 
 /// Undoes [`narrowing`].
-pub(crate) fn narrowing_removal(names: &Names, index: u32, addresses: (Ipv4Addr, Option<Ipv6Addr>)) -> String {
+pub(crate) fn narrowing_removal(
+    names: &Names,
+    index: u32,
+    addresses: (Ipv4Addr, Option<Ipv6Addr>),
+) -> String {
     let table = names.table();
     let chain = narrowing_chain(index);
     let (address, address6) = addresses;
     let mut script = format!("delete element inet {table} narrowed {{ {address} }}\n");
     if let Some(address6) = address6 {
-        writeln!(script, "delete element inet {table} narrowed6 {{ {address6} }}").expect("writing to a String");
+        writeln!(script, "delete element inet {table} narrowed6 {{ {address6} }}")
+            .expect("writing to a String");
     }
-    writeln!(script, "flush chain inet {table} {chain}\ndelete chain inet {table} {chain}").expect("writing to a String");
+    writeln!(
+        script,
+        "flush chain inet {table} {chain}\ndelete chain inet {table} {chain}"
+    )
+    .expect("writing to a String");
     script
 }
 
@@ -316,7 +333,10 @@ mod tests {
         assert!(rules.contains("elements = { 198.18.0.0/15 }"));
         assert!(rules.contains("169.254.0.0/16"));
         assert!(rules.contains("ip saddr 10.250.0.0/16 oifname != \"kilnabcde\" masquerade"));
-        assert!(rules.contains("meta nfproto ipv6 drop"), "IPv4 only: IPv6 is dropped");
+        assert!(
+            rules.contains("meta nfproto ipv6 drop"),
+            "IPv4 only: IPv6 is dropped"
+        );
         assert!(!rules.contains("ip6 saddr fd"));
     }
 
@@ -330,7 +350,10 @@ mod tests {
         let rules = ruleset(&config, &Names::new("abcde"));
         assert!(rules.contains("elements = { ::/128, ::1/128, ::ffff:0:0/96, fe80::/10, fec0::/10, ff00::/8, fd4b:696c:6e00::/64 }"));
         assert!(rules.contains("elements = { fdfa:1::/64 }"));
-        assert!(rules.contains("elements = { 0.0.0.0/32 }"), "no IPv4 range opened");
+        assert!(
+            rules.contains("elements = { 0.0.0.0/32 }"),
+            "no IPv4 range opened"
+        );
         assert!(rules.contains("icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept"));
         assert!(rules.contains("ip6 saddr fd4b:696c:6e00::/64 oifname != \"kilnabcde\" masquerade"));
         assert!(!rules.contains("meta nfproto ipv6 drop"));

@@ -32,7 +32,11 @@ pub(crate) async fn create_bridge(config: &EgressConfig, names: &Names) -> Resul
         let family = if subnet.addr().is_ipv4() { "-4" } else { "-6" };
         let routes = run_script("ip", &[family, "-o", "route", "show", "table", "all"], "").await?;
         if let Some(route) = overlapping_route(&routes, &subnet) {
-            let variable = if subnet.addr().is_ipv4() { "KILN_EGRESS_SUBNET" } else { "KILN_EGRESS_SUBNET6" };
+            let variable = if subnet.addr().is_ipv4() {
+                "KILN_EGRESS_SUBNET"
+            } else {
+                "KILN_EGRESS_SUBNET6"
+            };
             return Err(format!(
                 "{variable} {subnet} overlaps a network the host already routes ({route}); give every kilnd on a host \
                  its own subnet, outside the host's networks"
@@ -103,7 +107,9 @@ pub(crate) async fn prepare(config: &EgressConfig, names: &Names, index: u32) ->
         config.subnet.prefix_len(),
         config.gateway()
     );
-    if let (Some(address6), Some(subnet6), Some(gateway6)) = (slot.address6, config.subnet6, config.gateway6()) {
+    if let (Some(address6), Some(subnet6), Some(gateway6)) =
+        (slot.address6, config.subnet6, config.gateway6())
+    {
         inside.push_str(&format!(
             "addr add {address6}/{} dev eth0 nodad\nroute add ::/0 via {gateway6}\n",
             subnet6.prefix_len()
