@@ -11,6 +11,7 @@ mod fake_internet;
 mod instances;
 mod kiln;
 mod oci_registry;
+mod raw_http;
 
 pub use cgroups::cgroup_dirs;
 pub use client::{Reply, Streaming};
@@ -20,3 +21,4 @@ pub use kiln::{
     tenant_secret, testbed_path,
 };
 pub use oci_registry::OciRegistry;
+pub use raw_http::{RawConnection, RawResponse, request_head};

@@ -198,9 +198,29 @@ impl Harness {
 }
 
 #[tokio::test]
-async fn closing_the_app_ends_its_live_events_poller() {
+async fn shutting_down_refuses_new_requests_and_ends_the_live_events_poller() {
     let harness = harness().await;
-    harness.app.close_streams();
+    let token = harness.token.clone();
+    let (status, headers, _) = harness.call("GET", "/api/health", None, b"").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers.get("connection").is_none(), "{headers:?}");
+    harness.app.begin_shutdown();
+    let refused = [
+        ("GET", "/api/health", None),
+        ("POST", "/fn/acme/echo/x", Some(token.as_str())),
+    ];
+    for (method, uri, token) in refused {
+        let (status, headers, body) = harness.call(method, uri, token, b"payload").await;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(json["error"]["code"], "shutting_down", "{uri}");
+        assert_eq!(headers["retry-after"], "1", "{uri}");
+        assert_eq!(headers["connection"], "close", "{uri}");
+    }
+    assert!(
+        harness.runner.seen.lock().unwrap().is_empty(),
+        "a refused call reached the runner"
+    );
     tokio::time::timeout(Duration::from_secs(5), harness.app.streams_closed())
         .await
         .expect("the poller outlived the app's shutdown");

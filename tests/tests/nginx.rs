@@ -227,6 +227,56 @@ async fn kiln_behind_the_real_nginx() {
     let (status, _, body) = nginx.curl("127.0.0.1", &["-H", &auth], "/fn/acme/hello/sleep?ms=1500");
     assert_eq!((status, body.as_slice()), (200, b"slept 1500".as_slice()));
 
+    // Early answers (401, 404) to bodies kilnd never reads, one it drains (40 KiB) and one it
+    // closes the connection for (200 KiB), between ordinary calls, over nginx's upstream
+    // keep-alive: every answer arrives as kilnd gave it, none becomes a 502.
+    let small = tempfile_path("body-small");
+    std::fs::write(&small, vec![b'x'; 40 * 1024]).unwrap();
+    let large = tempfile_path("body-large");
+    std::fs::write(&large, vec![b'x'; 200 * 1024]).unwrap();
+    let (small, large) = (format!("@{}", small.display()), format!("@{}", large.display()));
+    let forged = "Authorization: Bearer not.a.token";
+    let mut requests = Command::new("curl");
+    let mut expected = String::new();
+    for _ in 0..15 {
+        for (authorization, path, body, status) in [
+            (forged, "/fn/acme/hello/echo", &small, 401),
+            (auth.as_str(), "/fn/acme/missing/echo", &large, 404),
+            (auth.as_str(), "/fn/acme/hello/echo", &small, 200),
+            (forged, "/fn/acme/hello/echo", &large, 401),
+            (auth.as_str(), "/fn/acme/hello/echo", &large, 200),
+        ] {
+            requests
+                .args([
+                    "-sS",
+                    "--max-time",
+                    "30",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}\\n",
+                    "--cacert",
+                ])
+                .arg(&nginx.ca)
+                .args(["-H", authorization, "--data-binary", body.as_str()])
+                .arg(format!("{}{path}", nginx.url))
+                .arg("--next");
+            expected.push_str(&format!("{status}\n"));
+        }
+    }
+    let output = requests
+        .args(["-sS", "-o", "/dev/null", "--cacert"])
+        .arg(&nginx.ca)
+        .arg(format!("{}/api/health", nginx.url))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        expected,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     // Live events stream through nginx as they happen (nginx must not buffer them).
     let mut events = tokio::process::Command::new("curl")
         .args(["-sS", "-N", "--max-time", "20", "--cacert"])

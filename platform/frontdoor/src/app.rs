@@ -1,15 +1,12 @@
 //! The HTTP application as a value: routes a request, times it, logs one span per request.
 //! Tests call [`App::handle`] directly, without a socket.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use auth::{AdminToken, Authenticator, Claims};
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use instances::Instances;
 use pool::{FunctionLogs, Runner};
 use registry::Registry;
@@ -76,6 +73,8 @@ pub(crate) struct AppState<R> {
     pub webhooks: WebhookCache,
     /// Cancelled when shutdown begins: open event and log streams end.
     pub closing: CancellationToken,
+    /// Set when shutdown begins: new requests are refused (a flag, as it is read per request).
+    pub draining: AtomicBool,
     pub config: AppConfig,
     /// For the uptime in health reports.
     pub started: Instant,
@@ -111,19 +110,31 @@ impl<R: Runner> App<R> {
                 events,
                 webhooks: WebhookCache::default(),
                 closing,
+                draining: AtomicBool::new(false),
                 config,
                 started: Instant::now(),
             }),
         }
     }
 
-    /// Ends the open event and log streams (shutdown has begun) and the live-events poller.
-    pub fn close_streams(&self) {
+    /// Shutdown has begun: new requests get `503 shutting_down`, every response from now on
+    /// closes its HTTP/1 connection, and the open event and log streams and the live-events
+    /// poller end. Requests already running finish.
+    pub fn begin_shutdown(&self) {
+        self.inner.draining.store(true, Ordering::Relaxed);
         self.inner.closing.cancel();
     }
 
+    /// `503 shutting_down` once shutdown has begun.
+    pub(crate) fn refuse_while_draining(&self) -> Result<(), ApiError> {
+        match self.inner.draining.load(Ordering::Relaxed) {
+            true => Err(ApiError::shutting_down()),
+            false => Ok(()),
+        }
+    }
+
     /// Waits until the app's own background task (the live-events poller) has ended, after
-    /// [`App::close_streams`].
+    /// [`App::begin_shutdown`].
     pub async fn streams_closed(&self) {
         self.inner.events.stopped().await;
     }
@@ -135,6 +146,7 @@ impl<R: Runner> App<R> {
     {
         let started = Instant::now();
         let method = request.method().clone();
+        let version = request.version();
         let lookup = routes::lookup(&method, request.uri().path());
         let client = request.extensions().get::<PeerAddr>().map(|peer| {
             self.inner
@@ -167,10 +179,16 @@ impl<R: Runner> App<R> {
                 Lookup::Missing => "unmatched",
             };
             let method_label = routes::method_label(&method, &lookup);
-            let response = self
+            let mut response = self
                 .route(request, lookup)
                 .await
                 .unwrap_or_else(ApiError::into_response);
+            // Clients move on to another node before this one goes away.
+            if version < http::Version::HTTP_2 && self.inner.draining.load(Ordering::Relaxed) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+            }
             let span = tracing::Span::current();
             let elapsed = started.elapsed();
             span.record("status", response.status().as_u16());
@@ -204,9 +222,11 @@ impl<R: Runner> App<R> {
             Lookup::WrongMethod(route) => return Err(method_not_allowed(&route.methods.join(", "))),
             Lookup::Missing => return Err(ApiError::not_found(format!("no route for {method} {path}"))),
         }
+        // An invocation refuses itself while draining, so the refusal is counted as one.
         if let Some(rest) = path.strip_prefix("/fn/") {
             return invoke::invoke(self, request, rest).await;
         }
+        self.refuse_while_draining()?;
         let trimmed = path.trim_start_matches('/').trim_end_matches('/');
         let segments: Vec<&str> = trimmed.split('/').collect();
         let bounded = async {
@@ -248,15 +268,4 @@ pub(crate) fn method_not_allowed(allowed: &str) -> ApiError {
         "method_not_allowed",
         format!("this route accepts {allowed}"),
     )
-}
-
-impl<R: Runner> hyper::service::Service<Request<Incoming>> for App<R> {
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let app = self.clone();
-        Box::pin(async move { Ok(app.handle(request).await) })
-    }
 }

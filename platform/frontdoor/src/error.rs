@@ -43,6 +43,18 @@ impl ApiError {
         )
     }
 
+    /// The node is shutting down: the request was not started; another node (or this one,
+    /// restarted) can take it.
+    pub fn shutting_down() -> ApiError {
+        let mut api = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "this node is shutting down; retry, another node will answer",
+        );
+        api.retry_after = Some(Duration::from_secs(1));
+        api
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -191,7 +203,7 @@ impl From<InvokeError> for ApiError {
                 );
             }
             InvokeError::NetworkNotAllowed(_) => (StatusCode::FORBIDDEN, "network_not_allowed"),
-            InvokeError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            InvokeError::ShuttingDown => return ApiError::shutting_down(),
             InvokeError::Suspended => return ApiError::internal(&error),
         };
         let mut api = ApiError::new(status, code, error.to_string());

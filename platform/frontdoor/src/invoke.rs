@@ -79,6 +79,7 @@ where
     R: Runner,
     B: RequestBody,
 {
+    app.refuse_while_draining()?;
     let state = &app.inner;
     let (tenant, rest) = rest.split_once('/').unwrap_or((rest, ""));
     let (function_part, path) = match rest.find('/') {

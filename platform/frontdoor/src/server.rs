@@ -1,18 +1,24 @@
 //! Serves the [`App`] on a TCP listener: HTTP/1.1 and HTTP/2, header timeouts, and a
-//! graceful shutdown that stops accepting, drains in-flight requests, and gives up after a
+//! graceful shutdown: new requests are answered `503 shutting_down` (with `Connection:
+//! close`) while the ones already running finish, then the connections drain, within a
 //! grace period.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use pool::Runner;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
 
 use crate::App;
 use crate::client_addr::PeerAddr;
+use crate::lingering_close::LingeringStream;
+use crate::unread_body;
 use http::Request;
 use hyper::body::Incoming;
 
@@ -44,41 +50,87 @@ pub async fn serve<R: Runner>(
         .timer(TokioTimer::new())
         .max_header_list_size(64 * 1024);
     let graceful = GracefulShutdown::new();
+    let requests = TaskTracker::new();
+    let connections = Connections {
+        builder: &builder,
+        graceful: &graceful,
+        requests: &requests,
+        app: &app,
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let app = app.clone();
-                    let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-                        request.extensions_mut().insert(PeerAddr(peer.ip()));
-                        hyper::service::Service::call(&app, request)
-                    });
-                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(error) = connection.await {
-                            tracing::debug!(error = %error, "connection ended with an error");
-                        }
-                    });
-                }
-                Err(error) => {
-                    // EMFILE and friends: back off instead of spinning or exiting.
-                    tracing::warn!(error = %error, "accept failed; backing off");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+            accepted = listener.accept() => connections.accepted(accepted).await,
             _ = &mut shutdown => break,
         }
     }
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    app.begin_shutdown();
+    requests.close();
+    tracing::info!(
+        requests = requests.len(),
+        "shutting down; finishing the requests in flight"
+    );
+    // Accepting goes on meanwhile: a request arriving now gets a clean 503 (a load balancer
+    // moves it to another node) instead of a refused or reset connection.
+    let finished = requests.wait();
+    tokio::pin!(finished);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => connections.accepted(accepted).await,
+            _ = &mut finished => break,
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
     drop(listener);
-    app.close_streams();
     tracing::info!(connections = graceful.count(), "draining connections");
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(grace = ?config.shutdown_grace, "grace period over; closing remaining connections");
+    }
+}
+
+/// What serving one more connection needs.
+struct Connections<'a, R: Runner> {
+    builder: &'a auto::Builder<TokioExecutor>,
+    graceful: &'a GracefulShutdown,
+    requests: &'a TaskTracker,
+    app: &'a App<R>,
+}
+
+impl<R: Runner> Connections<'_, R> {
+    async fn accepted(&self, accepted: std::io::Result<(TcpStream, SocketAddr)>) {
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning or exiting.
+                tracing::warn!(error = %error, "accept failed; backing off");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = self.app.clone();
+        let requests = self.requests.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(PeerAddr(peer.ip()));
+            let app = app.clone();
+            let in_flight = requests.token();
+            async move {
+                let response = unread_body::answer(&app, request).await;
+                drop(in_flight);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let io = TokioIo::new(LingeringStream::new(stream));
+        let connection = self.builder.serve_connection(io, service).into_owned();
+        let connection = self.graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+        });
     }
 }
