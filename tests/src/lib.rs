@@ -10,6 +10,7 @@ mod client;
 mod fake_internet;
 mod instances;
 mod kiln;
+mod metrics;
 mod oci_registry;
 mod raw_http;
 
@@ -20,5 +21,6 @@ pub use kiln::{
     ADMIN_TOKEN, Kiln, TestDatabase, function_path, image_path, kiln_cli_path, kilnd_path, run_sql,
     tenant_secret, testbed_path,
 };
+pub use metrics::sample;
 pub use oci_registry::OciRegistry;
 pub use raw_http::{RawConnection, RawResponse, request_head};

@@ -76,6 +76,19 @@ impl RawConnection {
         Ok(rest.is_empty() && self.unread.is_empty())
     }
 
+    /// True when the server ended the connection (closed or reset it) within `within`.
+    pub async fn closed_within(&mut self, within: Duration) -> bool {
+        let mut buffer = [0u8; 4096];
+        match tokio::time::timeout(within, self.stream.read(&mut buffer)).await {
+            Err(_) => false,
+            Ok(Ok(0) | Err(_)) => true,
+            Ok(Ok(read)) => {
+                self.unread.extend_from_slice(&buffer[..read]);
+                false
+            }
+        }
+    }
+
     async fn read_response(&mut self) -> io::Result<RawResponse> {
         let head_end = loop {
             if let Some(end) = find(&self.unread, b"\r\n\r\n") {

@@ -3,18 +3,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use e2e::{ADMIN_TOKEN, Kiln};
+use e2e::{ADMIN_TOKEN, Kiln, sample};
 use http::Method;
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
-
-/// The value of one sample line of a Prometheus exposition, 0 when absent.
-fn sample(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_invocations_cold_starts_and_rejections() {

@@ -123,6 +123,7 @@ async fn harness() -> Harness {
         upload_limit: 64 << 20,
         request_timeout: Duration::from_secs(10),
         trusted_proxies: TrustedProxies::default(),
+        max_connections: 100,
     };
     let instances = Instances::start(
         store.clone(),

@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use crate::body::{RequestBody, ResponseBody, bearer_token};
 use crate::client_addr::{PeerAddr, TrustedProxies};
+use crate::connection_limit::ConnectionLimit;
 use crate::error::ApiError;
 use crate::live_events::LiveEvents;
 use crate::routes::{self, Lookup};
@@ -34,6 +35,8 @@ pub struct AppConfig {
     pub request_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// Client connections open at once.
+    pub max_connections: usize,
 }
 
 /// Cheap to clone; every clone serves the same state.
@@ -71,6 +74,7 @@ pub(crate) struct AppState<R> {
     pub logs: FunctionLogs,
     pub events: LiveEvents,
     pub webhooks: WebhookCache,
+    pub connections: ConnectionLimit,
     /// Cancelled when shutdown begins: open event and log streams end.
     pub closing: CancellationToken,
     /// Set when shutdown begins: new requests are refused (a flag, as it is read per request).
@@ -109,6 +113,7 @@ impl<R: Runner> App<R> {
                 logs: parts.logs,
                 events,
                 webhooks: WebhookCache::default(),
+                connections: ConnectionLimit::new(config.max_connections),
                 closing,
                 draining: AtomicBool::new(false),
                 config,

@@ -64,6 +64,7 @@ pub fn metrics<R: Runner>(app: &App<R>) -> Response<ResponseBody> {
         db_pool_idle: pool.idle,
         db_pool_waiting: pool.waiting,
         instances_running: state.instances.running(),
+        connections_open: state.connections.open(),
         log_lines_dropped: state.logs.dropped(),
         uptime: state.started.elapsed(),
     });

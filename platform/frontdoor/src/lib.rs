@@ -10,6 +10,7 @@ mod app;
 mod audit;
 mod body;
 mod client_addr;
+mod connection_limit;
 mod error;
 mod functions_api;
 mod health;

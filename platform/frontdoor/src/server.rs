@@ -22,6 +22,11 @@ use crate::unread_body;
 use http::Request;
 use hyper::body::Incoming;
 
+/// Concurrent streams one HTTP/2 connection may open.
+const HTTP2_STREAMS: u32 = 128;
+/// How often an HTTP/2 connection is pinged to find a peer that went away.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// A client must finish sending request headers within this time.
@@ -45,10 +50,16 @@ pub async fn serve<R: Runner>(
         .timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout)
         .max_buf_size(64 * 1024);
+    // HTTP/1 has no idle timer of its own: the header timer starts as soon as a connection
+    // waits for its next request, so an idle keep-alive connection closes after it too.
+    // HTTP/2: streams per connection bounded, and a peer that stops answering pings is cut.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024);
+        .max_header_list_size(64 * 1024)
+        .max_concurrent_streams(HTTP2_STREAMS)
+        .keep_alive_interval(Some(HTTP2_PING_INTERVAL))
+        .keep_alive_timeout(config.header_read_timeout);
     let graceful = GracefulShutdown::new();
     let requests = TaskTracker::new();
     let connections = Connections {
@@ -111,6 +122,12 @@ impl<R: Runner> Connections<'_, R> {
                 return;
             }
         };
+        let state = &self.app.inner;
+        let Some(open) = state.connections.admit() else {
+            state.metrics.connection_refused("limit");
+            state.connections.refuse(stream);
+            return;
+        };
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
         let requests = self.requests.clone();
@@ -127,10 +144,18 @@ impl<R: Runner> Connections<'_, R> {
         let io = TokioIo::new(LingeringStream::new(stream));
         let connection = self.builder.serve_connection(io, service).into_owned();
         let connection = self.graceful.watch(connection);
+        let metrics = state.metrics.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
+                let timed_out = error
+                    .downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_timeout);
+                if timed_out {
+                    metrics.connection_refused("header_timeout");
+                }
                 tracing::debug!(error = %error, "connection ended with an error");
             }
+            drop(open);
         });
     }
 }

@@ -44,6 +44,8 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// A function's log file is rotated past this size (one older file is kept).
     pub log_file_bytes: u64,
+    /// Client connections open at once; one more is answered `503 too_many_connections`.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(120),
             shutdown_grace: Duration::from_secs(30),
             log_file_bytes: 1 << 20,
+            max_connections: 10_000,
         }
     }
 }

@@ -170,6 +170,7 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
             upload_limit: limits.upload_bytes,
             request_timeout: limits.request_timeout,
             trusted_proxies: settings.trusted_proxies.clone(),
+            max_connections: limits.max_connections,
         },
     );
     let listener = TcpListener::bind(settings.bind)

@@ -34,6 +34,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Client connections open at once.
+    pub max_connections: usize,
     /// This node's name for the instances it runs; `None`: kept in the data folder.
     pub node_id: Option<String>,
     pub instance_value_limit: usize,
@@ -107,6 +109,7 @@ impl Config {
             header_read_timeout: millis(&get, "KILN_HEADER_TIMEOUT_MS", 10_000)?,
             request_timeout: millis(&get, "KILN_REQUEST_TIMEOUT_MS", 120_000)?,
             shutdown_grace: millis(&get, "KILN_SHUTDOWN_GRACE_MS", 30_000)?,
+            max_connections: ranged(&get, "KILN_MAX_CONNECTIONS", 10_000, 1, 1_000_000)?,
             node_id: match get("KILN_NODE_ID") {
                 Some(node) if !is_node_id(&node) => {
                     return Err(format!(

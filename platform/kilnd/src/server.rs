@@ -30,6 +30,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             request_timeout: config.request_timeout,
             shutdown_grace: config.shutdown_grace,
             log_file_bytes: config.log_file_limit,
+            max_connections: config.max_connections,
         })
         .instances(InstanceSettings {
             value_limit: config.instance_value_limit,

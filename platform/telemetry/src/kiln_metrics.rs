@@ -40,6 +40,7 @@ struct Families {
     egress_sent: CounterFamily,
     egress_received: CounterFamily,
     egress_refused: CounterFamily,
+    connection_refusals: CounterFamily,
 }
 
 /// Levels read at scrape time from the parts that hold them.
@@ -54,6 +55,8 @@ pub struct Gauges {
     pub db_pool_idle: usize,
     pub db_pool_waiting: usize,
     pub instances_running: usize,
+    /// Client connections open on the front door.
+    pub connections_open: usize,
     /// Function log lines dropped since start because the disk fell behind.
     pub log_lines_dropped: u64,
     pub uptime: Duration,
@@ -149,6 +152,11 @@ impl Metrics {
                     "Packets of egress containers the firewall refused (the host, loopback, link-local, other containers, closed ranges, outside egress_allow), by tenant and function; a refused TCP connection attempt is one or two.",
                     &["tenant", "function"],
                 ),
+                connection_refusals: CounterFamily::new(
+                    "kiln_connection_refusals_total",
+                    "Client connections refused or cut, by reason: limit (past KILN_MAX_CONNECTIONS, answered 503 too_many_connections), header_timeout (a request's headers, or the next request on an idle keep-alive connection, did not arrive within KILN_HEADER_TIMEOUT_MS).",
+                    &["reason"],
+                ),
             }),
         }
     }
@@ -227,6 +235,11 @@ impl Metrics {
         }
     }
 
+    /// A client connection refused or cut for `reason` (`limit`, `header_timeout`).
+    pub fn connection_refused(&self, reason: &str) {
+        self.inner.connection_refusals.add(&[reason], 1);
+    }
+
     pub fn checkpoint(&self, outcome: &str) {
         self.inner.checkpoints.add(&[outcome], 1);
     }
@@ -271,6 +284,7 @@ impl Metrics {
         families.egress_sent.render(&mut out);
         families.egress_received.render(&mut out);
         families.egress_refused.render(&mut out);
+        families.connection_refusals.render(&mut out);
         render_gauges(&mut out, gauges);
         out
     }
@@ -330,6 +344,11 @@ fn render_gauges(out: &mut String, gauges: &Gauges) {
             "kiln_instances_running",
             "Durable instance dispatches this node runs now.",
             gauges.instances_running as f64,
+        ),
+        (
+            "kiln_connections_open",
+            "Client connections open on the front door.",
+            gauges.connections_open as f64,
         ),
         (
             "kiln_uptime_seconds",
