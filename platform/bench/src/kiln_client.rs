@@ -8,7 +8,7 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 #[derive(Clone)]
 pub struct KilnTarget {
@@ -22,7 +22,13 @@ impl KilnTarget {
     pub fn new(url: String, token: String, tenant: String) -> KilnTarget {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        // Idle connections are dropped before kilnd closes them (KILN_HEADER_TIMEOUT_MS,
+        // 10 s): a call on a connection kilnd is closing would fail. The warm bench leaves
+        // them idle for 10 s while it measures the direct side.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build(connector);
         KilnTarget {
             url,
             tenant,
