@@ -15,7 +15,7 @@ use telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::body::{RequestBody, ResponseBody, bearer_token};
+use crate::body::{RequestBody, ResponseBody, bearer_token, close_connection};
 use crate::client_addr::{PeerAddr, TrustedProxies};
 use crate::connection_limit::ConnectionLimit;
 use crate::error::ApiError;
@@ -190,9 +190,7 @@ impl<R: Runner> App<R> {
                 .unwrap_or_else(ApiError::into_response);
             // Clients move on to another node before this one goes away.
             if version < http::Version::HTTP_2 && self.inner.draining.load(Ordering::Relaxed) {
-                response
-                    .headers_mut()
-                    .insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                close_connection(&mut response);
             }
             let span = tracing::Span::current();
             let elapsed = started.elapsed();

@@ -132,6 +132,14 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     response
 }
 
+/// Marks an HTTP/1 response as the connection's last: hyper closes the connection after it
+/// (cleanly, see `lingering_close`).
+pub fn close_connection(response: &mut Response<ResponseBody>) {
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+}
+
 pub fn empty_response(status: StatusCode) -> Response<ResponseBody> {
     let mut response = Response::new(full_body(Bytes::new()));
     *response.status_mut() = status;

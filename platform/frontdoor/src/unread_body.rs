@@ -10,14 +10,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, Version};
+use http::{Request, Response, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use pool::Runner;
 use tokio::sync::oneshot;
 
 use crate::App;
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, close_connection};
 
 /// Most unread body bytes drained to keep a connection.
 pub(crate) const DRAIN_BYTES: u64 = 64 * 1024;
@@ -46,9 +46,7 @@ pub(crate) async fn answer<R: Runner>(app: &App<R>, request: Request<Incoming>) 
         // throw it away would waste its upload.
         let kept = (polled || !asked_to_continue) && discard(body).await;
         if !kept {
-            response
-                .headers_mut()
-                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            close_connection(&mut response);
         }
     }
     response
