@@ -12,6 +12,7 @@ mod instances;
 mod kiln;
 mod metrics;
 mod oci_registry;
+mod private_postgres;
 mod raw_http;
 
 pub use cgroups::cgroup_dirs;
@@ -23,4 +24,5 @@ pub use kiln::{
 };
 pub use metrics::sample;
 pub use oci_registry::OciRegistry;
+pub use private_postgres::PrivatePostgres;
 pub use raw_http::{RawConnection, RawResponse, request_head};

@@ -99,6 +99,7 @@ async fn harness() -> Harness {
             allow_host_network: false,
             images: Default::default(),
             pulls: Default::default(),
+            stale_for: Duration::from_secs(3600),
         },
     )
     .unwrap();
@@ -124,6 +125,7 @@ async fn harness() -> Harness {
         request_timeout: Duration::from_secs(10),
         trusted_proxies: TrustedProxies::default(),
         max_connections: 100,
+        stale_serve_max: Duration::from_secs(3600),
     };
     let instances = Instances::start(
         store.clone(),

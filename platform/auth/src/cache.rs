@@ -1,9 +1,10 @@
-//! The authenticator: reads a bearer token, loads the claimed tenant's keys (cached briefly)
-//! and verifies the token against them.
+//! The authenticator: reads a bearer token, loads the claimed tenant's keys (cached briefly,
+//! and kept while the database is unreachable) and verifies the token against them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lookup_cache::{LookupCache, LookupCounts, Policy};
 use moka::sync::Cache;
 
 use store::Store;
@@ -14,14 +15,15 @@ use crate::{AuthError, Claims, TenantVerifier};
 /// How long a tenant's keys are trusted before they are read again (bounds how long a
 /// removed key keeps working on other nodes).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
-/// Bound on cached tenants, so tokens naming random tenants cannot grow memory.
-const KEY_CACHE_MAX: u64 = 10_000;
+/// Bound on tokens remembered as verified.
+const VERIFIED_MAX: u64 = 10_000;
 
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
-    /// Parsed keys by tenant, `None` for "no such tenant".
-    cache: Cache<String, Option<Arc<TenantVerifier>>>,
+    /// Parsed keys by tenant; unknown tenants are remembered apart, so tokens naming made-up
+    /// tenants cost one query per name and cannot push known tenants out.
+    keys: LookupCache<String, Arc<TenantVerifier>>,
     /// Spares repeat callers the signature check (an RSA verify costs tens of microseconds):
     /// claims by token, with the instant they stop counting (no later than the key cache's
     /// entries, nor past the token's `exp`).
@@ -29,12 +31,23 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(store: Store) -> Authenticator {
+    /// `stale_for`: how long known keys keep verifying tokens while PostgreSQL is unreachable.
+    pub fn new(store: Store, stale_for: Duration) -> Authenticator {
+        let policy = Policy::new(KEY_CACHE_TTL, stale_for);
         Authenticator {
+            keys: LookupCache::new("tenant_keys", policy, store.unreachable_check()),
             store,
-            cache: bounded(),
-            verified: bounded(),
+            verified: Cache::builder()
+                .max_capacity(VERIFIED_MAX)
+                .time_to_live(KEY_CACHE_TTL)
+                .support_invalidation_closures()
+                .build(),
         }
+    }
+
+    /// How tenant key lookups were answered, for `/metrics`.
+    pub fn key_lookups(&self) -> LookupCounts {
+        self.keys.counts()
     }
 
     /// Authenticates a bearer token (`None` when the caller sent none). With `route_tenant`,
@@ -70,8 +83,8 @@ impl Authenticator {
     }
 
     /// Forgets a tenant's cached keys and verified tokens after its keys changed on this node.
-    pub fn invalidate(&self, tenant: &str) {
-        self.cache.invalidate(tenant);
+    pub async fn invalidate(&self, tenant: &str) {
+        self.keys.invalidate(&tenant.to_owned()).await;
         let tenant = tenant.to_owned();
         // Closures are enabled on this cache, so registering one cannot fail.
         let _ = self
@@ -92,34 +105,30 @@ impl Authenticator {
     }
 
     async fn verifier(&self, tenant: &str) -> Result<Option<Arc<TenantVerifier>>, AuthError> {
-        if let Some(verifier) = self.cache.get(tenant) {
-            return Ok(verifier);
-        }
-        let record = self
-            .store
-            .tenant_auth(tenant)
-            .await
-            .map_err(|error| AuthError::Unavailable(error.to_string()))?;
-        let verifier = match record {
-            Some(record) => match TenantVerifier::from_record(&record) {
-                Ok(verifier) => Some(Arc::new(verifier)),
-                Err(error) => {
-                    tracing::error!(tenant, %error, "stored tenant key does not parse");
-                    None
-                }
-            },
-            None => None,
+        let store = self.store.clone();
+        let tenant = tenant.to_owned();
+        let load = || {
+            let tenant = tenant.clone();
+            async move {
+                let record = store.bounded(store.tenant_auth(&tenant)).await?;
+                Ok::<_, store::StoreError>(record.and_then(|record| parse_verifier(&tenant, &record)))
+            }
         };
-        self.cache.insert(tenant.to_owned(), verifier.clone());
-        Ok(verifier)
+        self.keys
+            .get(&tenant, load)
+            .await
+            .map_err(|error| AuthError::Unavailable(error.to_string()))
     }
 }
 
-/// At most [`KEY_CACHE_MAX`] entries (the least used go first), each for [`KEY_CACHE_TTL`].
-fn bounded<V: Clone + Send + Sync + 'static>() -> Cache<String, V> {
-    Cache::builder()
-        .max_capacity(KEY_CACHE_MAX)
-        .time_to_live(KEY_CACHE_TTL)
-        .support_invalidation_closures()
-        .build()
+/// A tenant's stored keys in verification form; a key that does not parse (it was checked
+/// when added) is logged and the tenant treated as unknown.
+fn parse_verifier(tenant: &str, record: &store::TenantAuth) -> Option<Arc<TenantVerifier>> {
+    match TenantVerifier::from_record(record) {
+        Ok(verifier) => Some(Arc::new(verifier)),
+        Err(error) => {
+            tracing::error!(tenant, %error, "stored tenant key does not parse");
+            None
+        }
+    }
 }

@@ -115,7 +115,7 @@ where
         .store
         .create_tenant(&new, &Actor::admin(&new.name).name)
         .await?;
-    app.inner.auth.invalidate(&new.name);
+    app.inner.auth.invalidate(&new.name).await;
     tracing::info!(tenant = %new.name, keys = new.keys.len(), "tenant created");
     let kids: Vec<&str> = new.keys.iter().map(|key| key.kid.as_str()).collect();
     Ok(json_response(
@@ -156,7 +156,7 @@ where
     if !app.inner.store.add_tenant_key(tenant, &key).await? {
         return Err(ApiError::not_found(format!("tenant `{tenant}` not found")));
     }
-    app.inner.auth.invalidate(tenant);
+    app.inner.auth.invalidate(tenant).await;
     tracing::info!(tenant, kid = %key.kid, "tenant key added");
     let details = json!({"kid": key.kid, "algorithm": key.algorithm});
     audit::record(app, actor, "tenant.key_add", tenant, details).await;
@@ -177,7 +177,7 @@ async fn delete_key<R: Runner>(
             "tenant `{tenant}` has no key `{kid}`"
         )));
     }
-    app.inner.auth.invalidate(tenant);
+    app.inner.auth.invalidate(tenant).await;
     tracing::info!(tenant, kid, "tenant key removed");
     audit::record(app, actor, "tenant.key_remove", tenant, json!({"kid": kid})).await;
     Ok(empty_response(StatusCode::NO_CONTENT))

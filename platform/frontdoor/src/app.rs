@@ -37,6 +37,9 @@ pub struct AppConfig {
     pub trusted_proxies: TrustedProxies,
     /// Client connections open at once.
     pub max_connections: usize,
+    /// How long tenant keys and webhook settings read before keep being used while
+    /// PostgreSQL is unreachable.
+    pub stale_serve_max: Duration,
 }
 
 /// Cheap to clone; every clone serves the same state.
@@ -98,9 +101,10 @@ impl<R: Runner> App<R> {
     }
 
     pub fn new(parts: AppParts<R>, config: AppConfig) -> App<R> {
-        let auth = Authenticator::new(parts.store.clone());
+        let auth = Authenticator::new(parts.store.clone(), config.stale_serve_max);
         let closing = CancellationToken::new();
         let events = LiveEvents::start(parts.store.clone(), closing.clone());
+        let webhooks = WebhookCache::new(&parts.store, config.stale_serve_max);
         App {
             inner: Arc::new(AppState {
                 store: parts.store,
@@ -112,7 +116,7 @@ impl<R: Runner> App<R> {
                 metrics: parts.metrics,
                 logs: parts.logs,
                 events,
-                webhooks: WebhookCache::default(),
+                webhooks,
                 connections: ConnectionLimit::new(config.max_connections),
                 closing,
                 draining: AtomicBool::new(false),

@@ -1,5 +1,6 @@
 //! The one place errors become status codes and JSON error bodies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::body::{ResponseBody, full_body};
@@ -91,11 +92,14 @@ impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         if let AuthError::Unavailable(cause) = &error {
             tracing::error!(error = %cause, "auth lookup failed");
-            return ApiError::new(
+            let mut api = ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 error.code(),
-                "cannot check tokens right now; retry",
+                "cannot check tokens right now (the database is unreachable and this tenant's keys \
+                 are not known on this node); retry",
             );
+            api.retry_after = Some(Duration::from_secs(1));
+            return api;
         }
         let status = if error.is_forbidden() {
             StatusCode::FORBIDDEN
@@ -108,6 +112,19 @@ impl From<AuthError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
+        ApiError::from(&error)
+    }
+}
+
+/// A lookup's failure, shared by the callers that waited for it.
+impl From<Arc<StoreError>> for ApiError {
+    fn from(error: Arc<StoreError>) -> ApiError {
+        ApiError::from(&*error)
+    }
+}
+
+impl From<&StoreError> for ApiError {
+    fn from(error: &StoreError) -> ApiError {
         match error {
             StoreError::Conflict(what) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", format!("{what} already exists"))
@@ -122,24 +139,34 @@ impl From<StoreError> for ApiError {
                 api.retry_after = Some(Duration::from_secs(1));
                 api
             }
-            error => ApiError::internal(&error),
+            error => ApiError::internal(error),
         }
     }
 }
 
 impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> ApiError {
+        ApiError::from(&error)
+    }
+}
+
+impl From<&RegistryError> for ApiError {
+    fn from(error: &RegistryError) -> ApiError {
         match error {
-            RegistryError::InvalidName(message) => ApiError::bad_request("invalid_name", message),
-            RegistryError::NotExecutable(message) => ApiError::bad_request("invalid_executable", message),
-            RegistryError::InvalidSetting(message) => ApiError::bad_request("invalid_setting", message),
+            RegistryError::InvalidName(message) => ApiError::bad_request("invalid_name", message.clone()),
+            RegistryError::NotExecutable(message) => {
+                ApiError::bad_request("invalid_executable", message.clone())
+            }
+            RegistryError::InvalidSetting(message) => {
+                ApiError::bad_request("invalid_setting", message.clone())
+            }
             RegistryError::TooLarge { limit } => ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "upload_too_large",
                 format!("executables are limited to {limit} bytes"),
             ),
             RegistryError::Image(error) => {
-                let status = match &error {
+                let status = match error {
                     ImageError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                     ImageError::Io(cause) => return ApiError::internal(cause),
                     _ => StatusCode::BAD_REQUEST,
@@ -147,7 +174,7 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(status, error.code(), error.to_string())
             }
             RegistryError::Pull(error) => {
-                let status = match &error {
+                let status = match error {
                     PullError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                     PullError::Unavailable(_) | PullError::Protocol(_) => StatusCode::BAD_GATEWAY,
                     PullError::Io(cause) => return ApiError::internal(cause),
@@ -161,7 +188,8 @@ impl From<RegistryError> for ApiError {
                 error.to_string(),
             ),
             RegistryError::Store(error) => error.into(),
-            RegistryError::Io(error) => ApiError::internal(&error),
+            RegistryError::Lookup(shared) => shared.as_ref().into(),
+            RegistryError::Io(error) => ApiError::internal(error),
         }
     }
 }

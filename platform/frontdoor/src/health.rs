@@ -66,6 +66,11 @@ pub fn metrics<R: Runner>(app: &App<R>) -> Response<ResponseBody> {
         instances_running: state.instances.running(),
         connections_open: state.connections.open(),
         log_lines_dropped: state.logs.dropped(),
+        lookups: vec![
+            state.auth.key_lookups(),
+            state.registry.lookups(),
+            state.webhooks.lookups(),
+        ],
         uptime: state.started.elapsed(),
     });
     let mut response = Response::new(full_body(text));

@@ -41,7 +41,7 @@ where
                 .put_webhook(tenant, name, &webhook)
                 .await?
                 .ok_or_else(|| ApiError::function_not_found(name))?;
-            app.inner.webhooks.invalidate(tenant, name);
+            app.inner.webhooks.invalidate(tenant, name).await;
             let scheme = webhook.scheme.clone();
             record(
                 app,
@@ -63,7 +63,7 @@ where
             if !store.delete_webhook(tenant, name).await? {
                 return Err(webhook_not_found(name));
             }
-            app.inner.webhooks.invalidate(tenant, name);
+            app.inner.webhooks.invalidate(tenant, name).await;
             record(app, actor, "function.webhook_delete", name, json!({})).await;
             Ok(empty_response(StatusCode::NO_CONTENT))
         }

@@ -46,6 +46,9 @@ pub struct Limits {
     pub log_file_bytes: u64,
     /// Client connections open at once; one more is answered `503 too_many_connections`.
     pub max_connections: usize,
+    /// While PostgreSQL is unreachable, tenant keys, function versions and webhook settings
+    /// read before keep serving invocations until they are this old (zero: not at all).
+    pub stale_serve_max: Duration,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(30),
             log_file_bytes: 1 << 20,
             max_connections: 10_000,
+            stale_serve_max: Duration::from_secs(3600),
         }
     }
 }

@@ -77,6 +77,7 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
                 ..ImageLimits::default()
             },
             pulls: settings.image_pulls.clone(),
+            stale_for: limits.stale_serve_max,
         },
     )
     .with_context(|| format!("opening the function store in {}", data_dir.display()))?;
@@ -171,6 +172,7 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
             request_timeout: limits.request_timeout,
             trusted_proxies: settings.trusted_proxies.clone(),
             max_connections: limits.max_connections,
+            stale_serve_max: limits.stale_serve_max,
         },
     );
     let listener = TcpListener::bind(settings.bind)

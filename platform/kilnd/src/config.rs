@@ -36,6 +36,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Client connections open at once.
     pub max_connections: usize,
+    /// How old what was read from PostgreSQL may get while serving through an outage.
+    pub stale_serve_max: Duration,
     /// This node's name for the instances it runs; `None`: kept in the data folder.
     pub node_id: Option<String>,
     pub instance_value_limit: usize,
@@ -110,6 +112,10 @@ impl Config {
             request_timeout: millis(&get, "KILN_REQUEST_TIMEOUT_MS", 120_000)?,
             shutdown_grace: millis(&get, "KILN_SHUTDOWN_GRACE_MS", 30_000)?,
             max_connections: ranged(&get, "KILN_MAX_CONNECTIONS", 10_000, 1, 1_000_000)?,
+            stale_serve_max: match get("KILN_STALE_SERVE_MAX").as_deref().map(str::trim) {
+                Some("0" | "0s") => Duration::ZERO,
+                _ => duration(&get, "KILN_STALE_SERVE_MAX", "1h")?,
+            },
             node_id: match get("KILN_NODE_ID") {
                 Some(node) if !is_node_id(&node) => {
                     return Err(format!(

@@ -31,6 +31,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             shutdown_grace: config.shutdown_grace,
             log_file_bytes: config.log_file_limit,
             max_connections: config.max_connections,
+            stale_serve_max: config.stale_serve_max,
         })
         .instances(InstanceSettings {
             value_limit: config.instance_value_limit,

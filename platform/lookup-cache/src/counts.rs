@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Lookups since start, by how they were answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LookupCounts {
+    /// The cache's name.
+    pub cache: &'static str,
     /// From a fresh entry (found or absent), without reading the source.
     pub hits: u64,
     /// Loads from the source that gave an answer (found or absent); waiters on a load
@@ -41,8 +43,9 @@ impl Counts {
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn snapshot(&self) -> LookupCounts {
+    pub fn snapshot(&self, cache: &'static str) -> LookupCounts {
         LookupCounts {
+            cache,
             hits: self.hits.load(Ordering::Relaxed),
             loads: self.loads.load(Ordering::Relaxed),
             stale: self.stale.load(Ordering::Relaxed),

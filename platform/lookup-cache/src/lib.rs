@@ -18,7 +18,7 @@ mod lookup;
 mod policy;
 
 pub use counts::LookupCounts;
-pub use lookup::LookupCache;
+pub use lookup::{LookupCache, SourceDown};
 pub use policy::Policy;
 
 #[cfg(test)]

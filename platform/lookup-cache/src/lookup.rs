@@ -30,10 +30,16 @@ impl<K, V> Clone for LookupCache<K, V> {
     }
 }
 
+/// Whether the source is known to be unreachable right now (another lookup just failed).
+pub type SourceDown = Arc<dyn Fn() -> bool + Send + Sync>;
+
 struct Inner<K, V> {
     /// Names the cache in logs and metrics.
     name: &'static str,
     policy: Policy,
+    /// Lets a known value be served at once while the source is down, rather than after
+    /// this key's own load failed (which can take the source's whole timeout).
+    source_down: SourceDown,
     /// Values read within `fresh_for`; its `try_get_with` turns concurrent misses into one load.
     fresh: AsyncCache<K, V>,
     /// Keys the source said do not exist, within `absent_for`, bounded on their own.
@@ -62,11 +68,12 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    pub fn new(name: &'static str, policy: Policy) -> LookupCache<K, V> {
+    pub fn new(name: &'static str, policy: Policy, source_down: SourceDown) -> LookupCache<K, V> {
         LookupCache {
             inner: Arc::new(Inner {
                 name,
                 policy,
+                source_down,
                 fresh: AsyncCache::builder()
                     .max_capacity(policy.known_capacity)
                     .time_to_live(policy.fresh_for)
@@ -110,10 +117,10 @@ where
         }
         let known = inner.known.get(key);
         if let Some(known) = &known
-            && let Some(attempt_now) = known.unreachable()
+            && let Some(attempt_now) = known.unreachable((inner.source_down)())
         {
-            // The source was down at the last attempt: answer now, and let one attempt in
-            // the background find out whether it is back.
+            // The source is down: answer now, and let one attempt in the background find
+            // out whether it is back.
             if attempt_now {
                 let (cache, key, load) = (self.clone(), key.clone(), load());
                 tokio::spawn(async move { cache.load(key, load).await });
@@ -155,12 +162,8 @@ where
         let _ = inner.known.invalidate_entries_if(move |key, _| matches(key));
     }
 
-    pub fn name(&self) -> &'static str {
-        self.inner.name
-    }
-
     pub fn counts(&self) -> LookupCounts {
-        self.inner.counts.snapshot()
+        self.inner.counts.snapshot(self.inner.name)
     }
 
     /// Runs `load` for `key`, or waits for the one already running; records what it found
@@ -232,14 +235,16 @@ impl<V> Known<V> {
         }
     }
 
-    /// `None` while the source answers; once it did not, whether this caller should try
-    /// again now (the attempt is then claimed: others keep serving until it is due again).
-    fn unreachable(&self) -> Option<bool> {
+    /// `None` while the source answers; once this key's load failed, or `source_down`
+    /// says another did, whether this caller should try again now (the attempt is then
+    /// claimed: others keep serving until it is due again).
+    fn unreachable(&self, source_down: bool) -> Option<bool> {
         let mut next_attempt = self.next_attempt.lock();
-        let due = (*next_attempt)?;
         let now = Instant::now();
-        if now < due {
-            return Some(false);
+        match *next_attempt {
+            None if !source_down => return None,
+            Some(due) if now < due => return Some(false),
+            _ => {}
         }
         *next_attempt = Some(now + RETRY_EVERY);
         Some(true)

@@ -1,5 +1,7 @@
 //! Why an upload or lookup failed.
 
+use std::sync::Arc;
+
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -25,4 +27,7 @@ pub enum RegistryError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// A lookup's failure, shared by every caller that waited for it.
+    #[error(transparent)]
+    Lookup(Arc<RegistryError>),
 }

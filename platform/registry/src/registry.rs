@@ -8,7 +8,7 @@ use bytes::Bytes;
 use image_pull::PullSettings;
 use images::{ImageLimits, ImageStore};
 use kiln_types::{FunctionTarget, NetworkMode, ProcessSpec};
-use moka::sync::Cache;
+use lookup_cache::{LookupCache, LookupCounts, Policy};
 use store::{FunctionRecord, NewVersion, Store, VersionRecord, VersionSelector};
 
 use crate::blobs::BlobStore;
@@ -19,7 +19,6 @@ use crate::{FunctionSettings, RegistryError, validate_name};
 /// How long a resolved name is reused before PostgreSQL is asked again; bounds how long
 /// another node keeps running a version after an upload or delete elsewhere.
 const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(1);
-const RESOLVE_CACHE_MAX: u64 = 10_000;
 
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
@@ -32,10 +31,12 @@ pub struct RegistryConfig {
     pub images: ImageLimits,
     /// Which registries `?image=` pulls may use, and how.
     pub pulls: PullSettings,
+    /// How long resolved versions keep being served while PostgreSQL is unreachable.
+    pub stale_for: Duration,
 }
 
-/// Recently resolved targets (or "no such function") by tenant, function and selector.
-type ResolveCache = Cache<(String, String, VersionSelector), Option<Arc<FunctionTarget>>>;
+/// Recently resolved targets by tenant, function and selector ("no such function" apart).
+type ResolveCache = LookupCache<(String, String, VersionSelector), Arc<FunctionTarget>>;
 
 #[derive(Clone)]
 pub struct Registry {
@@ -49,17 +50,18 @@ pub struct Registry {
 
 impl Registry {
     pub fn open(store: Store, data_dir: &Path, config: RegistryConfig) -> std::io::Result<Registry> {
+        let cache = LookupCache::new(
+            "functions",
+            Policy::new(RESOLVE_CACHE_TTL, config.stale_for),
+            store.unreachable_check(),
+        );
         Ok(Registry {
             store,
+            cache,
             blobs: BlobStore::open(data_dir)?,
             images: Arc::new(ImageStore::open(&data_dir.join("images"), config.images.clone())?),
             staging: Arc::new(Staging::open(&data_dir.join("uploads"))?),
             config,
-            cache: Cache::builder()
-                .max_capacity(RESOLVE_CACHE_MAX)
-                .time_to_live(RESOLVE_CACHE_TTL)
-                .support_invalidation_closures()
-                .build(),
         })
     }
 
@@ -151,12 +153,14 @@ impl Registry {
     /// Forgets cached resolutions of `tenant/name` after it changed.
     pub(crate) fn forget(&self, tenant: &str, name: &str) {
         let (tenant, name) = (tenant.to_owned(), name.to_owned());
-        // Closures are enabled on this cache, so registering one cannot fail.
-        let _ = self
-            .cache
-            .invalidate_entries_if(move |(cached_tenant, cached_name, _), _| {
-                *cached_tenant == tenant && *cached_name == name
-            });
+        self.cache.invalidate_if(move |(cached_tenant, cached_name, _)| {
+            *cached_tenant == tenant && *cached_name == name
+        });
+    }
+
+    /// How function lookups were answered, for `/metrics`.
+    pub fn lookups(&self) -> LookupCounts {
+        self.cache.counts()
     }
 
     pub async fn list(&self, tenant: &str) -> Result<Vec<FunctionRecord>, RegistryError> {
@@ -171,7 +175,8 @@ impl Registry {
         Ok(self.store.function_with_versions(tenant, name).await?)
     }
 
-    /// The target an invocation of `tenant/name` at `selector` runs, or `None`.
+    /// The target an invocation of `tenant/name` at `selector` runs, or `None`. While
+    /// PostgreSQL is unreachable, what was last resolved (its files are on this node).
     pub async fn resolve(
         &self,
         tenant: &str,
@@ -179,18 +184,20 @@ impl Registry {
         selector: &VersionSelector,
     ) -> Result<Option<Arc<FunctionTarget>>, RegistryError> {
         let key = (tenant.to_owned(), name.to_owned(), selector.clone());
-        if let Some(target) = self.cache.get(&key) {
-            return Ok(target);
-        }
-        let target = match self.store.resolve_version(tenant, name, selector).await? {
-            Some(version) => {
-                self.materialize(&version).await?;
-                Some(Arc::new(self.target(&version)?))
-            }
-            None => None,
+        let registry = self.clone();
+        let (tenant, name, selector) = key.clone();
+        let load = || async move {
+            let store = &registry.store;
+            let Some(version) = store
+                .bounded(store.resolve_version(&tenant, &name, &selector))
+                .await?
+            else {
+                return Ok(None);
+            };
+            registry.materialize(&version).await?;
+            Ok::<_, RegistryError>(Some(Arc::new(registry.target(&version)?)))
         };
-        self.cache.insert(key, target.clone());
-        Ok(target)
+        self.cache.get(&key, load).await.map_err(RegistryError::Lookup)
     }
 
     /// The runnable form of a stored version: an executable's root and `/function`, or an
@@ -277,11 +284,15 @@ impl Registry {
         if self.blobs.has(digest) {
             return Ok(());
         }
-        let executable = self.store.blob(digest).await?.ok_or_else(|| {
-            RegistryError::Io(std::io::Error::other(format!(
-                "executable {digest} is missing from the database"
-            )))
-        })?;
+        let executable = self
+            .store
+            .bounded(self.store.blob(digest))
+            .await?
+            .ok_or_else(|| {
+                RegistryError::Io(std::io::Error::other(format!(
+                    "executable {digest} is missing from the database"
+                )))
+            })?;
         let blobs = self.blobs.clone();
         let digest = digest.to_owned();
         tokio::task::spawn_blocking(move || {

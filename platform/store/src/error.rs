@@ -8,6 +8,8 @@ pub enum StoreError {
     Unavailable(#[from] deadpool_postgres::PoolError),
     #[error("database query failed: {0}")]
     Query(#[from] tokio_postgres::Error),
+    #[error("database did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
     #[error("{0} already exists")]
     Conflict(String),
     #[error("migrations failed: {0}")]
@@ -22,7 +24,7 @@ impl StoreError {
     /// True when the database itself could not be reached (as opposed to a query it rejected).
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Unavailable(_) => true,
+            StoreError::Unavailable(_) | StoreError::TimedOut(_) => true,
             StoreError::Query(error) => error.is_closed() || error.as_db_error().is_none(),
             StoreError::Conflict(_) | StoreError::Migration(_) | StoreError::UnknownValue(_) => false,
         }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use lookup_cache::LookupCounts;
+
 use crate::{CounterFamily, HistogramFamily, text};
 
 /// Request and invocation latencies: 0.5 ms to 60 s.
@@ -44,7 +46,7 @@ struct Families {
 }
 
 /// Levels read at scrape time from the parts that hold them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Gauges {
     pub containers_warm: usize,
     pub containers_busy: usize,
@@ -59,6 +61,8 @@ pub struct Gauges {
     pub connections_open: usize,
     /// Function log lines dropped since start because the disk fell behind.
     pub log_lines_dropped: u64,
+    /// How each lookup cache answered since start, by cache name.
+    pub lookups: Vec<LookupCounts>,
     pub uptime: Duration,
 }
 
@@ -368,6 +372,37 @@ fn render_gauges(out: &mut String, gauges: &Gauges) {
         "Function log lines dropped because the log writer fell behind.",
     );
     text::sample(out, dropped, &[], &[], None, gauges.log_lines_dropped as f64);
+    render_lookups(out, &gauges.lookups);
+}
+
+fn render_lookups(out: &mut String, lookups: &[LookupCounts]) {
+    let name = "kiln_cache_lookups_total";
+    text::header(
+        out,
+        name,
+        "counter",
+        "Lookups of tenant keys, functions and webhook settings by how they were answered: hit \
+         (cached), load (read from PostgreSQL), stale (the last value read, PostgreSQL being \
+         unreachable), failure (unreachable and nothing known).",
+    );
+    for counts in lookups {
+        let outcomes = [
+            ("hit", counts.hits),
+            ("load", counts.loads),
+            ("stale", counts.stale),
+            ("failure", counts.failures),
+        ];
+        for (outcome, count) in outcomes {
+            text::sample(
+                out,
+                name,
+                &["cache", "outcome"],
+                &[counts.cache.to_owned(), outcome.to_owned()],
+                None,
+                count as f64,
+            );
+        }
+    }
 }
 
 /// Status codes as label values without an allocation for the common ones.
