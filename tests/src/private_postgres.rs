@@ -71,7 +71,7 @@ impl PrivatePostgres {
     /// Starts the server again and waits until it accepts connections.
     pub fn start_again(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c log_statement=all",
             self.port,
             self.data_dir.display()
         );
@@ -86,6 +86,17 @@ impl PrivatePostgres {
 
     pub fn thaw(&self) {
         self.signal_all(Signal::SIGCONT);
+    }
+
+    /// How many statements the server ran with `value` as their one parameter (every
+    /// statement is logged, with its parameters).
+    pub fn statements_with_parameter(&self, value: &str) -> usize {
+        let wanted = format!("parameters: $1 = '{value}'");
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.trim_end().ends_with(&wanted))
+            .count()
     }
 
     fn signal_all(&self, signal: Signal) {
