@@ -3,11 +3,12 @@
 # warm invocation overhead vs direct socket calls, cold invocations vs raw youki
 # create+start, image uploads and cold starts of the Python example image vs raw youki,
 # kilnd's idle memory and its memory per warm container, durable checkpoint round trips,
-# and wake-ups of many sleeping instances.
-# Usage: scripts/bench.sh [warm|cold|images|rss|checkpoints|wakes|all]   (needs root; builds in release mode)
+# wake-ups of many sleeping instances, and warm calls while PostgreSQL is stopped or frozen
+# (on a PostgreSQL cluster of the bench's own).
+# Usage: scripts/bench.sh [warm|cold|images|rss|checkpoints|wakes|outage|all]   (needs root; builds in release mode)
 # Knobs: BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_RUNS, BENCH_CHECKPOINT_INSTANCES,
 # BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS, BENCH_IMAGE_MB,
-# BENCH_IMAGE_REQUESTS.
+# BENCH_IMAGE_REQUESTS, BENCH_OUTAGE_SECONDS.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
@@ -31,27 +32,46 @@ bench_db="kiln_bench_$$"
 bench_url="${database_url%/*}/$bench_db"
 data_dir="/tmp/kiln-bench-$$"
 psql -q "$database_url" -c "CREATE DATABASE $bench_db" >&2
-mkdir -p "$data_dir"
 secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 DATABASE_URL="$bench_url" "$kilnd" tenant create bench --secret "$secret" >/dev/null
 token="$("$kilnd" token mint --tenant bench --secret "$secret" --ttl 7200)"
 
-DATABASE_URL="$bench_url" KILN_PORT=0 KILN_DATA_DIR="$data_dir" RUST_LOG="${BENCH_LOG:-warn}" \
-  "$kilnd" >"$data_dir/stdout" 2>"$data_dir/kilnd.log" &
-kilnd_pid=$!
+# Starts kilnd on database $1 with data folder $2 (further arguments: variables for it);
+# sets started_pid and started_url.
+start_kilnd() {
+  local database="$1" folder="$2"
+  shift 2
+  mkdir -p "$folder"
+  env DATABASE_URL="$database" KILN_PORT=0 KILN_DATA_DIR="$folder" RUST_LOG="${BENCH_LOG:-warn}" "$@" \
+    "$kilnd" >"$folder/stdout" 2>"$folder/kilnd.log" &
+  started_pid=$!
+  for _ in $(seq 1 100); do
+    grep -q "listening on" "$folder/stdout" 2>/dev/null && break
+    sleep 0.1
+  done
+  started_url="$(sed -n 's/^kilnd listening on //p' "$folder/stdout")"
+  [ -n "$started_url" ] || { cat "$folder/kilnd.log" >&2; exit 1; }
+}
+outage_pid="" outage_dir="" pg_dir=""
 cleanup() {
-  kill -TERM "$kilnd_pid" 2>/dev/null && wait "$kilnd_pid" 2>/dev/null || true
+  for pid in "$kilnd_pid" "$outage_pid"; do
+    [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  done
   [ -n "${BENCH_KEEP_DB:-}" ] || psql -q "$database_url" -c "DROP DATABASE IF EXISTS $bench_db WITH (FORCE)" >&2 || true
   cp "$data_dir/kilnd.log" /tmp/kiln-bench-last.log 2>/dev/null || true
-  rm -rf "$data_dir"
+  rm -rf "$data_dir" "$outage_dir"
+  if [ -n "$pg_dir" ]; then
+    # A cluster left frozen by a failed run cannot stop: wake it first.
+    pm="$(head -n 1 "$pg_dir/postmaster.pid" 2>/dev/null || true)"
+    [ -n "$pm" ] && { kill -CONT "$pm"; pkill -CONT -P "$pm"; } 2>/dev/null || true
+    runuser -u postgres -- "$pg_bin/pg_ctl" -D "$pg_dir" stop -m immediate >/dev/null 2>&1 || true
+    rm -rf "$pg_dir" "$pg_dir.log"
+  fi
 }
+kilnd_pid=""
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$data_dir/stdout" 2>/dev/null && break
-  sleep 0.1
-done
-url="$(sed -n 's/^kilnd listening on //p' "$data_dir/stdout")"
-[ -n "$url" ] || { cat "$data_dir/kilnd.log" >&2; exit 1; }
+start_kilnd "$bench_url" "$data_dir"
+kilnd_pid="$started_pid" url="$started_url"
 target=(--url "$url" --token "$token" --tenant bench --testbed "$testbed")
 
 echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
@@ -146,5 +166,30 @@ FROM (SELECT (output->>'woke_at_ms')::bigint - (output->>'wake_at_ms')::bigint A
 SQL
     echo "| lateness seen by the function p50 / p99 | $(printf '%.0f / %.0f ms' "$p50" "$p99") ($slept instances) |"
   done
+  echo
+fi
+if [ "$which" = outage ] || [ "$which" = all ]; then
+  # A cluster of the bench's own, so stopping it disturbs nothing else.
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+  pg_dir="/tmp/kiln-bench-pg-$$"
+  pg_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  runuser -u postgres -- "$pg_bin/initdb" -D "$pg_dir" -A trust -U postgres --no-sync >/dev/null
+  pg_start="runuser -u postgres -- $pg_bin/pg_ctl -D $pg_dir -l $pg_dir.log -w -o '-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1' start >/dev/null"
+  eval "$pg_start"
+  runuser -u postgres -- "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" kiln
+  outage_url="postgres://postgres@127.0.0.1:$pg_port/kiln"
+  DATABASE_URL="$outage_url" "$kilnd" tenant create bench --secret "$secret" >/dev/null
+  outage_dir="/tmp/kiln-bench-outage-$$"
+  start_kilnd "$outage_url" "$outage_dir" KILN_DB_TIMEOUT_MS="${BENCH_DB_TIMEOUT_MS:-1000}"
+  outage_pid="$started_pid"
+  # SIGSTOP the postmaster first, so it starts no process the second signal would miss.
+  postmaster="head -n 1 $pg_dir/postmaster.pid"
+  echo "### Warm calls while PostgreSQL is away (KILN_DB_TIMEOUT_MS=${BENCH_DB_TIMEOUT_MS:-1000})"
+  echo
+  "$bench" outage --url "$started_url" --token "$token" --tenant bench --testbed "$testbed" \
+    --concurrency "${BENCH_CONCURRENCY:-4}" --seconds "${BENCH_OUTAGE_SECONDS:-10}" \
+    --stop "runuser -u postgres -- $pg_bin/pg_ctl -D $pg_dir -m fast stop >/dev/null" --start "$pg_start" \
+    --freeze "pm=\$($postmaster); kill -STOP \$pm; pkill -STOP -P \$pm" \
+    --thaw "pm=\$($postmaster); kill -CONT \$pm; pkill -CONT -P \$pm"
   echo
 fi

@@ -12,7 +12,15 @@ use tokio::task::JoinSet;
 
 /// A token for `tenant` and `kid`, signed with a secret Kiln never saw.
 fn forged(tenant: &str, kid: &str) -> String {
-    auth::mint_hs256(tenant, kid, &tenant_secret("attacker"), "kiln", &format!("kiln:{tenant}"), 600).unwrap()
+    auth::mint_hs256(
+        tenant,
+        kid,
+        &tenant_secret("attacker"),
+        "kiln",
+        &format!("kiln:{tenant}"),
+        600,
+    )
+    .unwrap()
 }
 
 /// Sends every token to `/fn/{tenant}/echo/instance` (the tenant the token names), 50 at a
@@ -55,11 +63,18 @@ async fn forged_tokens_cost_one_query_per_made_up_name_and_known_tenants_stay_se
     let before = postgres.statements_with_parameter("acme");
     let started = Instant::now();
     let known: Vec<_> = (0..200)
-        .map(|index| ("acme".to_owned(), forged("acme", if index % 2 == 0 { "k9" } else { "k1" })))
+        .map(|index| {
+            (
+                "acme".to_owned(),
+                forged("acme", if index % 2 == 0 { "k9" } else { "k1" }),
+            )
+        })
         .collect();
     let codes = send_all(&kiln, known).await;
     assert!(
-        codes.iter().all(|code| code == "unknown_key" || code == "invalid_signature"),
+        codes
+            .iter()
+            .all(|code| code == "unknown_key" || code == "invalid_signature"),
         "{codes:?}"
     );
     let refreshes = started.elapsed().as_secs() as usize / 2 + 1;

@@ -9,7 +9,8 @@
 //! - `rss`: resident memory of kilnd and its sandbox process;
 //! - `checkpoints`: durable checkpoint round trips and rate;
 //! - `sleepers`: many sleeping instances with spread wake times (their wake-ups are read
-//!   from PostgreSQL by `scripts/bench.sh`).
+//!   from PostgreSQL by `scripts/bench.sh`);
+//! - `outage`: warm calls while kilnd's PostgreSQL is stopped, then frozen (commands given).
 //!
 //! Run through `scripts/bench.sh`, which builds everything and starts kilnd.
 
@@ -18,6 +19,7 @@ mod direct;
 mod durable;
 mod images;
 mod kiln_client;
+mod outage;
 mod stats;
 mod synthetic_image;
 mod warm;
@@ -28,6 +30,7 @@ const USAGE: &str = "usage:
   kiln-bench warm --url URL --token JWT --tenant T --testbed PATH [--requests N] [--concurrency C] [--seconds S]
   kiln-bench cold --url URL --token JWT --tenant T --testbed PATH --kilnd PATH [--runs N]
   kiln-bench images --url URL --token JWT --tenant T --upload-image ARCHIVE --cold-image ARCHIVE --python-handler FILE --python-sdk DIR --kilnd PATH --pid KILND_PID [--synthetic-mb 100,500] [--runs N] [--requests N]
+  kiln-bench outage --url URL --token JWT --tenant T --testbed PATH --stop CMD --start CMD --freeze CMD --thaw CMD [--concurrency C] [--seconds S]
   kiln-bench rss --pid PID
   kiln-bench checkpoints --url URL --token JWT --tenant T --testbed PATH [--instances C] [--count N]
   kiln-bench sleepers --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--count N] [--concurrency C] [--lead-seconds S] [--spread-seconds S]";
@@ -121,6 +124,21 @@ async fn main() -> anyhow::Result<()> {
                 &required("--pid")?,
             )
             .await
+        }
+        "outage" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            let database = outage::DatabaseControl {
+                stop: required("--stop")?,
+                start: required("--start")?,
+                freeze: required("--freeze")?,
+                thaw: required("--thaw")?,
+            };
+            let settings = outage::OutageSettings {
+                concurrency: number("--concurrency", 4)?,
+                seconds: number("--seconds", 10)? as u64,
+            };
+            outage::run(&target, required("--testbed")?.as_ref(), &database, &settings).await
         }
         "rss" => {
             let pid = required("--pid")?;
