@@ -29,10 +29,10 @@ async fn send_all(kiln: &Arc<Kiln>, tokens: Vec<(String, String)>) -> Vec<String
     let mut codes = Vec::with_capacity(tokens.len());
     for batch in tokens.chunks(50) {
         let mut calls = JoinSet::new();
-        for (tenant, token) in batch.iter().cloned() {
-            let kiln = kiln.clone();
+        for (tenant, token) in batch {
+            let (kiln, token) = (kiln.clone(), token.clone());
+            let path = format!("/fn/{tenant}/echo/instance");
             calls.spawn(async move {
-                let path = format!("/fn/{tenant}/echo/instance");
                 kiln.request(Method::GET, &path, Some(&token), Bytes::new())
                     .await
                     .error_code()
