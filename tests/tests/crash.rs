@@ -20,6 +20,11 @@ async fn wait_until_clean(kiln: &Kiln, cgroups: &[PathBuf], within: Duration) ->
     false
 }
 
+/// Runtime socket folders in the data folder (one per container).
+fn runtime_folders(kiln: &Kiln) -> usize {
+    std::fs::read_dir(kiln.data_dir.join("run")).unwrap().count()
+}
+
 /// A kilnd with tenant `acme`, function `echo` and one warm container (whose id is
 /// returned, with its cgroup folders, found from its process).
 async fn kiln_with_one_container() -> (Kiln, String, Vec<String>, Vec<PathBuf>) {
@@ -50,8 +55,18 @@ async fn when_kilnd_is_killed_its_sandbox_deletes_every_container() {
         wait_until_clean(&kiln, &cgroups, Duration::from_secs(10)).await,
         "containers outlived kilnd"
     );
+    assert_eq!(
+        runtime_folders(&kiln),
+        1,
+        "the killed kilnd's container left its runtime folder"
+    );
 
     kiln.restart().await;
+    assert_eq!(
+        runtime_folders(&kiln),
+        0,
+        "the restart removes the runtime folders it finds"
+    );
     let again = kiln
         .request(Method::GET, "/fn/acme/echo/instance", Some(&token), Bytes::new())
         .await;

@@ -96,6 +96,7 @@ impl Dispatcher {
         exits: mpsc::UnboundedReceiver<ContainerExit>,
         config: DispatcherConfig,
     ) -> Dispatcher {
+        sweep_runtime_folders(&config.run_dir);
         let inner = Arc::new(Inner {
             sandbox,
             config,
@@ -364,4 +365,18 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Removes the runtime socket folders a killed kilnd left: their containers are gone (the
+/// sandbox deleted them when it noticed, or deletes them as it starts), and no container of
+/// this life has started yet.
+fn sweep_runtime_folders(run_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if let Err(error) = std::fs::remove_dir_all(entry.path()) {
+            tracing::warn!(folder = %entry.path().display(), %error, "cannot remove a leftover runtime folder");
+        }
+    }
 }
