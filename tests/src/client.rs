@@ -48,28 +48,38 @@ pub(crate) async fn send(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Reply {
+    try_send(client, method, url, headers, body)
+        .await
+        .unwrap_or_else(|error| panic!("request to {url} failed: {error}"))
+}
+
+/// [`send`], with a failure to get a whole answer (the connection reset, say) as an error.
+pub(crate) async fn try_send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Reply, String> {
     let mut request = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
     let request = request.body(Full::new(body)).expect("valid request");
-    let response = client
-        .request(request)
-        .await
-        .unwrap_or_else(|error| panic!("request to {url} failed: {error}"));
+    let response = client.request(request).await.map_err(|error| error.to_string())?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response
         .into_body()
         .collect()
         .await
-        .expect("response body")
+        .map_err(|error| format!("response body: {error}"))?
         .to_bytes();
-    Reply {
+    Ok(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// A response whose body is read as it arrives (live events, followed logs).

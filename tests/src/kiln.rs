@@ -13,7 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::client::{Reply, Streaming, new_client, open_stream, send};
+use crate::client::{Reply, Streaming, new_client, open_stream, send, try_send};
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 static NEXT_INSTANCE: AtomicUsize = AtomicUsize::new(0);
@@ -191,6 +191,25 @@ impl Kiln {
             method,
             &format!("{}{path}", self.url),
             headers,
+            body.into(),
+        )
+        .await
+    }
+
+    /// A call with `token` that may fail to get an answer (kilnd killed mid-call).
+    pub async fn try_request(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, String> {
+        let bearer = format!("Bearer {token}");
+        try_send(
+            &self.client,
+            method,
+            &format!("{}{path}", self.url),
+            &[("authorization", &bearer)],
             body.into(),
         )
         .await

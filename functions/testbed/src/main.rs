@@ -7,6 +7,9 @@
 //! | `/echo` | `200`, body = request body; `x-method`, `x-path`, `x-query` (only when the URL had a query), `x-saw-authorization` (`yes`/`no`) and every request header `x-*` echoed |
 //! | `/status?code=N` | status `N`, body `status N` |
 //! | `/crash` | a line on stderr, then exit code 3 without responding |
+//! | `/segfault` | dies of SIGSEGV without responding |
+//! | `/oom` | allocates memory until the container's memory limit kills it |
+//! | `/hangup` | shuts down every socket it has (the runtime socket too), then sleeps 60 s and exits |
 //! | `/sleep?ms=N` | sleeps `N` ms, then `200` `slept N` |
 //! | `/fail` | error report with error type `TestFailure` |
 //! | `/write?path=P` | `200`, body `written` if the file `P` could be written, else `denied: <error>` |
@@ -34,6 +37,7 @@
 //! | anything else | fails with error type `UnknownScenario` |
 
 mod durable;
+mod faults;
 mod probe;
 
 use std::time::Duration;
@@ -59,6 +63,9 @@ fn handle(invocation: &Invocation) -> Result<Response, Failure> {
             eprintln!("testbed: /crash requested, exiting with code 3 without responding");
             std::process::exit(3);
         }
+        "segfault" => faults::segfault(),
+        "oom" => faults::exhaust_memory(),
+        "hangup" => faults::hang_up(),
         "sleep" => match number_param(invocation, "ms") {
             Ok(ms) => {
                 std::thread::sleep(Duration::from_millis(ms));
