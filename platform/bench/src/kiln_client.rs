@@ -71,6 +71,24 @@ impl KilnTarget {
         Ok(())
     }
 
+    /// Uploads the testbed at `testbed` as `name`, with `callers` containers kept warm and
+    /// allowed at once; returns the path that invokes its `/echo`.
+    pub async fn upload_warm(
+        &self,
+        name: &str,
+        testbed: &std::path::Path,
+        callers: usize,
+    ) -> anyhow::Result<String> {
+        let executable = std::fs::read(testbed).with_context(|| format!("reading {}", testbed.display()))?;
+        self.upload(
+            name,
+            &executable,
+            &format!("max_concurrency={callers}&min_warm={callers}"),
+        )
+        .await?;
+        Ok(format!("/fn/{}/{name}/echo", self.tenant))
+    }
+
     pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
         self.call(Method::DELETE, &format!("/v1/functions/{name}"), Bytes::new())
             .await?;

@@ -33,15 +33,8 @@ pub async fn run(
     database: &DatabaseControl,
     settings: &OutageSettings,
 ) -> anyhow::Result<()> {
-    let executable = std::fs::read(testbed).with_context(|| format!("reading {}", testbed.display()))?;
     let concurrency = settings.concurrency;
-    kiln.upload(
-        FUNCTION,
-        &executable,
-        &format!("max_concurrency={concurrency}&min_warm={concurrency}"),
-    )
-    .await?;
-    let path = format!("/fn/{}/{FUNCTION}/echo", kiln.tenant);
+    let path = kiln.upload_warm(FUNCTION, testbed, concurrency).await?;
     for _ in 0..100 {
         let (status, body, _) = kiln
             .call(Method::POST, &path, Bytes::from_static(b"warm"))

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use bytes::Bytes;
 use http::Method;
 
@@ -25,15 +25,8 @@ const FUNCTION: &str = "bench-warm";
 
 pub async fn run(kiln: &KilnTarget, testbed: &Path, settings: &WarmSettings) -> anyhow::Result<()> {
     let body = Bytes::from(vec![b'k'; 128]);
-    let executable = std::fs::read(testbed).with_context(|| format!("reading {}", testbed.display()))?;
     let concurrency = settings.concurrency;
-    kiln.upload(
-        FUNCTION,
-        &executable,
-        &format!("max_concurrency={concurrency}&min_warm={concurrency}"),
-    )
-    .await?;
-    let path = format!("/fn/{}/{FUNCTION}/echo", kiln.tenant);
+    let path = kiln.upload_warm(FUNCTION, testbed, concurrency).await?;
 
     let direct: Vec<Arc<DirectFunction>> = {
         let mut functions = Vec::new();
