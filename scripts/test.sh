@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Kiln test: unit tests, the sandbox's container tests and the end-to-end tests
-# against real PostgreSQL, real youki containers and the real nginx, then the packaging
-# checks and a k6 smoke run. Installs what is missing first.
+# against real PostgreSQL, real youki containers and the real nginx, a short fuzzing run,
+# then the packaging checks and a k6 smoke run. Installs what is missing first.
 # Needs root (containers). Uses $DATABASE_URL if set, else sets up the local PostgreSQL.
 # `scripts/test.sh --unit`: only the unit tests and the SDKs' tests, as any user, with no
 # database and no container (needs cargo, libseccomp-dev, python3 and node).
@@ -43,6 +43,9 @@ export KILN_CLI_BIN="$KILN_ROOT/target/debug/kiln"
 
 say "running tests"
 cargo test --workspace "$@"
+
+say "fuzzing every parser of untrusted input briefly (full runs: scripts/fuzz.sh)"
+FUZZ_SECONDS=10 scripts/fuzz.sh
 
 say "packaging: the Dockerfile's release build and the systemd unit"
 release_kilnd="$(scripts/check-packaging.sh)"

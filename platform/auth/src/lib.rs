@@ -19,7 +19,7 @@ pub use cache::Authenticator;
 pub use error::AuthError;
 pub use keys::{KeyError, TenantVerifier, validate_key};
 pub use mint::mint_hs256;
-pub use verify::Claims;
+pub use verify::{Claims, LEEWAY_SECONDS, claimed_tenant};
 pub use webhook::{
     DEFAULT_HMAC_HEADER, DEFAULT_STRIPE_TOLERANCE, WebhookError, WebhookScheme, sign_hex, verify_webhook,
 };

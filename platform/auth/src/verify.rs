@@ -28,7 +28,7 @@ struct TenantClaim {
 
 /// The tenant a token claims to be for, read before verification only to pick whose keys to
 /// check it against; the claim counts only once the signature verifies with that tenant's key.
-pub(crate) fn claimed_tenant(token: &str) -> Result<String, AuthError> {
+pub fn claimed_tenant(token: &str) -> Result<String, AuthError> {
     let claim: TenantClaim = jsonwebtoken::dangerous::insecure_decode_claims(token)
         .map_err(|error| AuthError::Malformed(error.to_string()))?;
     claim

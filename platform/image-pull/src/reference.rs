@@ -19,6 +19,25 @@ pub struct ImageReference {
     pub digest: Option<String>,
 }
 
+/// A part of a repository name as the OCI distribution spec writes it:
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, so never `..` or a leading or trailing separator.
+fn is_path_component(part: &str) -> bool {
+    let alphanumeric = |byte: &u8| matches!(byte, b'a'..=b'z' | b'0'..=b'9');
+    let bytes = part.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    if !alphanumeric(first) || !alphanumeric(last) {
+        return false;
+    }
+    bytes
+        .split(alphanumeric)
+        .filter(|separator| !separator.is_empty())
+        .all(|separator| {
+            matches!(separator, b"." | b"_" | b"__") || separator.iter().all(|byte| *byte == b'-')
+        })
+}
+
 impl ImageReference {
     pub fn parse(text: &str) -> Result<ImageReference, PullError> {
         let invalid =
@@ -52,25 +71,21 @@ impl ImageReference {
         } else {
             repository
         };
-        let valid_part = |part: &str| {
-            !part.is_empty()
-                && part
-                    .bytes()
-                    .all(|byte| matches!(byte, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-        };
-        if !repository.split('/').all(valid_part) {
+        if !repository.split('/').all(is_path_component) {
             return Err(invalid(
-                "repository names are lower-case letters, digits, `.`, `_`, `-` and `/`",
+                "each part of a repository name is lower-case letters and digits, joined by `.`, `_`, `__` or dashes",
             ));
         }
         if let Some(tag) = &tag
-            && (tag.is_empty()
-                || tag.len() > 128
+            && (tag.len() > 128
+                || !tag.starts_with(|first: char| first.is_ascii_alphanumeric() || first == '_')
                 || !tag
                     .bytes()
                     .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte)))
         {
-            return Err(invalid("tags are letters, digits, `.`, `_` and `-`, at most 128"));
+            return Err(invalid(
+                "tags are letters, digits, `.`, `_` and `-`, at most 128, and start with a letter, digit or `_`",
+            ));
         }
         let tag = if tag.is_none() && digest.is_none() {
             Some("latest".to_owned())
@@ -131,7 +146,23 @@ mod tests {
         let pinned = ImageReference::parse(&format!("ghcr.io/acme/app@sha256:{}", "a".repeat(64))).unwrap();
         assert_eq!(pinned.tag, None);
         assert_eq!(pinned.manifest_reference(), format!("sha256:{}", "a".repeat(64)));
-        for bad in ["Upper/Case:1", "app@md5:abc", "host:5000/app:", "a//b", ""] {
+        let spec_names = ImageReference::parse("host:5000/a__b/c-d--e/f.g_h:_1.0-rc").unwrap();
+        assert_eq!(spec_names.repository, "a__b/c-d--e/f.g_h");
+        for bad in [
+            "Upper/Case:1",
+            "app@md5:abc",
+            "host:5000/app:",
+            "a//b",
+            "",
+            "host:5000/team/..",
+            "host:5000/team/../app",
+            "app.",
+            "-app",
+            "a___b",
+            "a._b",
+            "app:.hidden",
+            "app:-rc",
+        ] {
             assert!(ImageReference::parse(bad).is_err(), "{bad}");
         }
     }

@@ -7,7 +7,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, HOST};
@@ -23,22 +22,15 @@ use tokio::task::JoinSet;
 
 use crate::logs::{Attribution, SharedAttribution};
 use crate::runtime_error::{RuntimeApiError, json_body};
+use crate::runtime_messages::{
+    ERROR_REPORT_LIMIT, ErrorReport, parse_durable_call, response_status, unix_ms,
+};
 use crate::{
     DurableCall, DurableError, DurableReply, DurableSession, FunctionResponse, Invocation, InvokeError,
 };
 
-/// Largest error report a function may post.
-const ERROR_REPORT_LIMIT: usize = 64 * 1024;
-/// Longest error message kept from a report.
-const ERROR_MESSAGE_LIMIT: usize = 4096;
 /// Room for a durable call's key and framing on top of its value.
 const DURABLE_ENVELOPE_LIMIT: usize = 4096;
-/// Longest checkpoint key or event name, in bytes.
-const KEY_LIMIT: usize = 512;
-/// Longest sleep or wait a function may ask for: a century, in milliseconds.
-const LONGEST_WAIT_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
-/// Checkpoint keys Kiln keeps for itself (the deadlines of waits).
-const RESERVED_KEY_PREFIX: &str = "kiln:";
 
 /// An invocation handed to one container, with the way back to its caller.
 pub(crate) struct Assignment {
@@ -226,13 +218,7 @@ async fn post_response(
     if !is_current(channel, id) {
         return Err(RuntimeApiError::UnknownInvocation);
     }
-    let status = match request.headers().get("kiln-status") {
-        None => StatusCode::OK,
-        Some(value) => match value.to_str().ok().and_then(|text| text.parse::<u16>().ok()) {
-            Some(code @ 200..=599) => StatusCode::from_u16(code).expect("code in range"),
-            _ => return Err(RuntimeApiError::BadStatus),
-        },
-    };
+    let status = response_status(request.headers().get("kiln-status")).ok_or(RuntimeApiError::BadStatus)?;
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, channel.response_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -278,22 +264,7 @@ async fn post_error(
         .await
         .map(|collected| collected.to_bytes())
         .unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    // NUL characters cannot be stored in PostgreSQL text: they are dropped.
-    let error_type = report["errorType"]
-        .as_str()
-        .unwrap_or("Unspecified")
-        .chars()
-        .filter(|character| *character != '\0')
-        .take(128)
-        .collect();
-    let message: String = report["errorMessage"]
-        .as_str()
-        .unwrap_or_default()
-        .chars()
-        .filter(|character| *character != '\0')
-        .take(ERROR_MESSAGE_LIMIT)
-        .collect();
+    let ErrorReport { error_type, message } = ErrorReport::parse(&body);
     tracing::info!(error_type = %error_type, error = message, "function reported an error");
     if channel.complete(id, Err(InvokeError::FunctionError { error_type, message })) {
         Ok(accepted())
@@ -341,77 +312,6 @@ async fn durable_call(
             &serde_json::json!({"suspended": true, "wake_at_ms": unix_ms(wake_at)}),
         )),
     }
-}
-
-/// Reads the JSON body of a durable call; the error says what to fix.
-fn parse_durable_call(verb: &str, body: &[u8]) -> Result<DurableCall, String> {
-    let body: serde_json::Value =
-        serde_json::from_slice(body).map_err(|error| format!("the body is not JSON: {error}"))?;
-    let key = match body["key"].as_str() {
-        Some(key) if !key.is_empty() && key.len() <= KEY_LIMIT && !key.starts_with(RESERVED_KEY_PREFIX) => {
-            key.to_owned()
-        }
-        _ => {
-            return Err(format!(
-                "\"key\" must be a non-empty string of at most {KEY_LIMIT} bytes, not starting with `{RESERVED_KEY_PREFIX}`"
-            ));
-        }
-    };
-    match verb {
-        "checkpoint" => match body.get("value") {
-            Some(value) => Ok(DurableCall::Checkpoint {
-                key,
-                value: value.clone(),
-            }),
-            None => Err("\"value\" is missing".to_owned()),
-        },
-        "sleep" => {
-            let now_ms = unix_ms(SystemTime::now());
-            let wake_at = match (body["duration_ms"].as_u64(), body["wake_at_ms"].as_u64()) {
-                (Some(duration), None) if duration <= LONGEST_WAIT_MS => {
-                    SystemTime::now() + Duration::from_millis(duration)
-                }
-                (None, Some(at)) if at <= now_ms + LONGEST_WAIT_MS => UNIX_EPOCH + Duration::from_millis(at),
-                (Some(_), None) | (None, Some(_)) => {
-                    return Err("a sleep may last at most 100 years".to_owned());
-                }
-                _ => {
-                    return Err(
-                        "give exactly one of \"duration_ms\" and \"wake_at_ms\" (whole milliseconds)"
-                            .to_owned(),
-                    );
-                }
-            };
-            Ok(DurableCall::Sleep { key, wake_at })
-        }
-        _ => {
-            let event = match body["event"].as_str() {
-                Some(event) if !event.is_empty() && event.len() <= KEY_LIMIT => event.to_owned(),
-                _ => {
-                    return Err(format!(
-                        "\"event\" must be a non-empty string of at most {KEY_LIMIT} bytes"
-                    ));
-                }
-            };
-            let Some(timeout) = body["timeout_ms"]
-                .as_u64()
-                .filter(|timeout| *timeout <= LONGEST_WAIT_MS)
-            else {
-                return Err("\"timeout_ms\" must be a whole number of milliseconds".to_owned());
-            };
-            Ok(DurableCall::Wait {
-                key,
-                event,
-                timeout: Duration::from_millis(timeout),
-            })
-        }
-    }
-}
-
-fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|since| since.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Headers passed between caller and function: not hop-by-hop, not framing, not Kiln's own.

@@ -15,6 +15,7 @@ mod names;
 mod registry;
 mod settings;
 
+pub use elf::check_executable;
 pub use error::RegistryError;
 pub use image_pull::{PullError, PullSettings};
 pub use image_upload::StagedUpload;
