@@ -2,7 +2,7 @@
 //! tenant reaches only its own functions, and RS256, ES256 and EdDSA keys verify tokens.
 
 use bytes::Bytes;
-use e2e::{ADMIN_TOKEN, Kiln, tenant_secret};
+use e2e::{ADMIN_TOKEN, Kiln, sample, tenant_secret};
 use http::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
 use serde_json::{Value, json};
@@ -354,5 +354,98 @@ async fn tokens_signed_by_an_identity_provider_verify_with_its_public_keys() {
         bad.text()
     );
     let _ = std::fs::remove_dir_all(&folder);
+    kiln.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_keeps_failing_is_refused_unchecked() {
+    let kiln = Kiln::start(&[
+        ("KILN_TRUSTED_PROXIES", "127.0.0.1"),
+        ("KILN_AUTH_FAILURES_PER_MINUTE", "5"),
+    ])
+    .await;
+    let token = kiln.create_tenant("acme").await;
+    let list = |client: &'static str, token: String| {
+        let kiln = &kiln;
+        async move {
+            let bearer = format!("Bearer {token}");
+            let headers = [("authorization", bearer.as_str()), ("x-forwarded-for", client)];
+            kiln.request_with(Method::GET, "/v1/functions", &headers, Bytes::new())
+                .await
+        }
+    };
+    let forged = |tenant: usize| {
+        sign(
+            Algorithm::HS256,
+            "k1",
+            &claims(&format!("made-up-{tenant}")),
+            "x".repeat(32).as_str(),
+        )
+    };
+    for attempt in 0..5 {
+        let reply = list("203.0.113.7", forged(attempt)).await;
+        assert_eq!(
+            (reply.status, reply.error_code()),
+            (401, "unknown_tenant".to_owned()),
+            "attempt {attempt}"
+        );
+    }
+    let key_loads = |metrics: &str| {
+        sample(
+            metrics,
+            r#"kiln_cache_lookups_total{cache="tenant_keys",outcome="load"}"#,
+        )
+    };
+    let loads_before = key_loads(&kiln.request(Method::GET, "/metrics", None, "").await.text());
+    // Past the limit, even a valid token from that address is not checked.
+    for token in [forged(5), forged(6), token.clone()] {
+        let refused = list("203.0.113.7", token).await;
+        assert_eq!(
+            (refused.status, refused.error_code()),
+            (429, "too_many_auth_failures".to_owned())
+        );
+        let wait: u64 = refused
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .unwrap();
+        assert!((1..=12).contains(&wait), "Retry-After {wait}");
+    }
+    let metrics = kiln.request(Method::GET, "/metrics", None, "").await.text();
+    assert_eq!(
+        key_loads(&metrics),
+        loads_before,
+        "a refused request looked a tenant up"
+    );
+    assert_eq!(
+        sample(&metrics, r#"kiln_auth_failures_total{outcome="refused"}"#),
+        3.0
+    );
+    assert!(sample(&metrics, r#"kiln_auth_failures_total{outcome="failed"}"#) >= 5.0);
+    // Other addresses, and loopback (a local proxy speaks for many), are not held back.
+    assert_eq!(list("203.0.113.8", token.clone()).await.status, 200);
+    for attempt in 0..10 {
+        let reply = kiln
+            .request(Method::GET, "/v1/functions", Some(&forged(100 + attempt)), "")
+            .await;
+        assert_eq!(reply.status, 401, "loopback attempt {attempt}");
+    }
+    assert_eq!(
+        kiln.request(Method::GET, "/v1/functions", Some(&token), "")
+            .await
+            .status,
+        200
+    );
+    // Health and metrics need no credential and are never refused.
+    assert_eq!(list("203.0.113.7", forged(7)).await.status, 429);
+    let health = kiln
+        .request_with(
+            Method::GET,
+            "/api/health",
+            &[("x-forwarded-for", "203.0.113.7")],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(health.status, 200);
     kiln.finish().await;
 }

@@ -126,6 +126,7 @@ async fn harness() -> Harness {
         trusted_proxies: TrustedProxies::default(),
         max_connections: 100,
         stale_serve_max: Duration::from_secs(3600),
+        auth_failures_per_minute: 60,
     };
     let instances = Instances::start(
         store.clone(),

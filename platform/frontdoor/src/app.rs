@@ -15,6 +15,7 @@ use telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::auth_failures::AuthFailureLimit;
 use crate::body::{RequestBody, ResponseBody, bearer_token, close_connection};
 use crate::client_addr::{PeerAddr, TrustedProxies};
 use crate::connection_limit::ConnectionLimit;
@@ -40,6 +41,8 @@ pub struct AppConfig {
     /// How long tenant keys and webhook settings read before keep being used while
     /// PostgreSQL is unreachable.
     pub stale_serve_max: Duration,
+    /// Failed authentications one client address may cause per minute (0: no limit).
+    pub auth_failures_per_minute: u32,
 }
 
 /// Cheap to clone; every clone serves the same state.
@@ -78,6 +81,7 @@ pub(crate) struct AppState<R> {
     pub events: LiveEvents,
     pub webhooks: WebhookCache,
     pub connections: ConnectionLimit,
+    pub auth_failures: AuthFailureLimit,
     /// Cancelled when shutdown begins: open event and log streams end.
     pub closing: CancellationToken,
     /// Set when shutdown begins: new requests are refused (a flag, as it is read per request).
@@ -118,6 +122,7 @@ impl<R: Runner> App<R> {
                 events,
                 webhooks,
                 connections: ConnectionLimit::new(config.max_connections),
+                auth_failures: AuthFailureLimit::new(config.auth_failures_per_minute),
                 closing,
                 draining: AtomicBool::new(false),
                 config,
@@ -188,10 +193,26 @@ impl<R: Runner> App<R> {
                 Lookup::Missing => "unmatched",
             };
             let method_label = routes::method_label(&method, &lookup);
-            let mut response = self
-                .route(request, lookup)
-                .await
-                .unwrap_or_else(ApiError::into_response);
+            let needs_credential = pattern == routes::INVOKE || pattern.starts_with("/v1/");
+            let refusal = client
+                .filter(|_| needs_credential)
+                .and_then(|client| self.inner.auth_failures.retry_after(client));
+            let mut response = match refusal {
+                Some(wait) => {
+                    self.inner.metrics.auth_failure("refused");
+                    ApiError::too_many_auth_failures(wait).into_response()
+                }
+                None => self
+                    .route(request, lookup)
+                    .await
+                    .unwrap_or_else(ApiError::into_response),
+            };
+            if response.status() == StatusCode::UNAUTHORIZED {
+                self.inner.metrics.auth_failure("failed");
+                if let Some(client) = client {
+                    self.inner.auth_failures.record(client);
+                }
+            }
             // Clients move on to another node before this one goes away.
             if version < http::Version::HTTP_2 && self.inner.draining.load(Ordering::Relaxed) {
                 close_connection(&mut response);

@@ -56,6 +56,22 @@ impl ApiError {
         api
     }
 
+    /// The client's address failed to authenticate too often; nothing of the request was
+    /// checked. `wait` is when its next attempt is taken (rounded up to whole seconds).
+    pub fn too_many_auth_failures(wait: Duration) -> ApiError {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut api = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_auth_failures",
+            format!(
+                "too many failed authentications from this address; retry in {seconds} s with a valid token \
+                 or signature"
+            ),
+        );
+        api.retry_after = Some(Duration::from_secs(seconds));
+        api
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }

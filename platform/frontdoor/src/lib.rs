@@ -8,6 +8,7 @@
 mod admin_api;
 mod app;
 mod audit;
+mod auth_failures;
 mod body;
 mod client_addr;
 mod connection_limit;

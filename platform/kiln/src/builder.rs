@@ -49,6 +49,9 @@ pub struct Limits {
     /// While PostgreSQL is unreachable, tenant keys, function versions and webhook settings
     /// read before keep serving invocations until they are this old (zero: not at all).
     pub stale_serve_max: Duration,
+    /// Failed authentications one client address may cause per minute before its requests
+    /// are refused unchecked (`429 too_many_auth_failures`); 0: no limit.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -67,6 +70,7 @@ impl Default for Limits {
             log_file_bytes: 1 << 20,
             max_connections: 10_000,
             stale_serve_max: Duration::from_secs(3600),
+            auth_failures_per_minute: 60,
         }
     }
 }

@@ -173,6 +173,7 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
             trusted_proxies: settings.trusted_proxies.clone(),
             max_connections: limits.max_connections,
             stale_serve_max: limits.stale_serve_max,
+            auth_failures_per_minute: limits.auth_failures_per_minute,
         },
     );
     let listener = TcpListener::bind(settings.bind)

@@ -38,6 +38,8 @@ pub struct Config {
     pub max_connections: usize,
     /// How old what was read from PostgreSQL may get while serving through an outage.
     pub stale_serve_max: Duration,
+    /// Failed authentications per client address per minute (0: no limit).
+    pub auth_failures_per_minute: u32,
     /// This node's name for the instances it runs; `None`: kept in the data folder.
     pub node_id: Option<String>,
     pub instance_value_limit: usize,
@@ -116,6 +118,7 @@ impl Config {
                 Some("0" | "0s") => Duration::ZERO,
                 _ => duration(&get, "KILN_STALE_SERVE_MAX", "1h")?,
             },
+            auth_failures_per_minute: ranged(&get, "KILN_AUTH_FAILURES_PER_MINUTE", 60, 0, 1_000_000)? as u32,
             node_id: match get("KILN_NODE_ID") {
                 Some(node) if !is_node_id(&node) => {
                     return Err(format!(

@@ -32,6 +32,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             log_file_bytes: config.log_file_limit,
             max_connections: config.max_connections,
             stale_serve_max: config.stale_serve_max,
+            auth_failures_per_minute: config.auth_failures_per_minute,
         })
         .instances(InstanceSettings {
             value_limit: config.instance_value_limit,

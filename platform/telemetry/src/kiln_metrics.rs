@@ -43,6 +43,7 @@ struct Families {
     egress_received: CounterFamily,
     egress_refused: CounterFamily,
     connection_refusals: CounterFamily,
+    auth_failures: CounterFamily,
 }
 
 /// Levels read at scrape time from the parts that hold them.
@@ -161,6 +162,11 @@ impl Metrics {
                     "Client connections refused or cut, by reason: limit (past KILN_MAX_CONNECTIONS, answered 503 too_many_connections), header_timeout (a request's headers, or the next request on an idle keep-alive connection, did not arrive within KILN_HEADER_TIMEOUT_MS).",
                     &["reason"],
                 ),
+                auth_failures: CounterFamily::new(
+                    "kiln_auth_failures_total",
+                    "Requests that needed a credential and did not pass, by outcome: failed (answered 401, counted against the client address), refused (answered 429 too_many_auth_failures, unchecked, because the address was past KILN_AUTH_FAILURES_PER_MINUTE).",
+                    &["outcome"],
+                ),
             }),
         }
     }
@@ -244,6 +250,12 @@ impl Metrics {
         self.inner.connection_refusals.add(&[reason], 1);
     }
 
+    /// A request whose credential did not pass (`failed`), or that was not checked because
+    /// its client had failed too often (`refused`).
+    pub fn auth_failure(&self, outcome: &str) {
+        self.inner.auth_failures.add(&[outcome], 1);
+    }
+
     pub fn checkpoint(&self, outcome: &str) {
         self.inner.checkpoints.add(&[outcome], 1);
     }
@@ -289,6 +301,7 @@ impl Metrics {
         families.egress_received.render(&mut out);
         families.egress_refused.render(&mut out);
         families.connection_refusals.render(&mut out);
+        families.auth_failures.render(&mut out);
         render_gauges(&mut out, gauges);
         out
     }
