@@ -1,9 +1,10 @@
 //! HTTP/1.1 messages on the runtime socket: encoding requests and parsing responses.
 //!
-//! Only what the function contract needs, but strictly: status line, header fields
-//! (repeated fields kept in order, obsolete line folding joined), `Content-Length`,
-//! chunked and read-until-close bodies, interim `1xx` responses skipped. Malformed input
-//! becomes an `io::Error`, never a panic.
+//! httparse reads the status line, header fields and chunk sizes; this module frames the
+//! sections and bodies around it: repeated fields kept in order, obsolete line folding
+//! joined, `Content-Length`, chunked and read-until-close bodies, interim `1xx` responses
+//! skipped, every line and section bounded. Malformed input becomes an `io::Error`, never
+//! a panic.
 
 use std::io::{self, BufRead, Read};
 
@@ -118,10 +119,12 @@ pub(crate) fn check_field(name: &str, value: &str) -> io::Result<()> {
 pub(crate) fn read_response<R: BufRead>(reader: &mut R) -> Result<HttpResponse, ReadError> {
     wait_for_first_byte(reader)?;
     loop {
-        let line =
-            read_line(reader, MAX_LINE)?.ok_or_else(|| eof("connection closed before the status line"))?;
-        let (minor_version, status) = parse_status_line(&line)?;
-        let headers = read_fields(reader)?;
+        let head = read_section(reader, "connection closed before the end of the response head")?;
+        let Head {
+            minor_version,
+            status,
+            headers,
+        } = parse_head(&head)?;
         if (100..200).contains(&status) {
             if status == 101 {
                 return Err(invalid_data("unexpected 101 Switching Protocols").into());
@@ -157,6 +160,61 @@ pub(crate) fn read_response<R: BufRead>(reader: &mut R) -> Result<HttpResponse, 
     }
 }
 
+/// A response's status line and header fields.
+struct Head {
+    minor_version: u8,
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+/// A response head (status line and header fields, through the empty line) as httparse
+/// reads it.
+fn parse_head(head: &[u8]) -> io::Result<Head> {
+    let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut response = httparse::Response::new(&mut fields);
+    let parsed = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response(&mut response, head);
+    match parsed {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(invalid_data(format!(
+                "incomplete response head {:?}",
+                preview(head)
+            )));
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(invalid_data(format!("more than {MAX_FIELDS} header fields")));
+        }
+        Err(error) => return Err(invalid_data(format!("{error} in {:?}", preview(head)))),
+    }
+    let (Some(minor_version), Some(status @ 100..=999)) = (response.version, response.code) else {
+        return Err(invalid_data(format!("bad status line {:?}", preview(head))));
+    };
+    Ok(Head {
+        minor_version,
+        status,
+        headers: fields_of(response.headers),
+    })
+}
+
+/// Header fields as owned text: values decoded lossily, folded lines joined by a space.
+fn fields_of(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|header| {
+            let pieces: Vec<_> = header
+                .value
+                .split(|&b| b == b'\n')
+                .map(|piece| trim_whitespace(piece.strip_suffix(b"\r").unwrap_or(piece)))
+                .filter(|piece| !piece.is_empty())
+                .map(String::from_utf8_lossy)
+                .collect();
+            (header.name.to_owned(), pieces.join(" "))
+        })
+        .collect()
+}
+
 /// Blocks until the response starts; a clean close or reset before that is `ReadError::Closed`.
 fn wait_for_first_byte<R: BufRead>(reader: &mut R) -> Result<(), ReadError> {
     loop {
@@ -181,70 +239,21 @@ pub(crate) fn is_disconnect(error: &io::Error) -> bool {
     )
 }
 
-/// Parses `HTTP/1.x SP 3DIGIT [SP reason]` into the minor version and status code.
-fn parse_status_line(line: &[u8]) -> io::Result<(u8, u16)> {
-    let bad = || invalid_data(format!("bad status line {:?}", preview(line)));
-    let rest = line.strip_prefix(b"HTTP/1.").ok_or_else(bad)?;
-    match rest {
-        [
-            minor @ b'0'..=b'9',
-            b' ',
-            digits @ (b'1'..=b'9'),
-            d2 @ b'0'..=b'9',
-            d3 @ b'0'..=b'9',
-            tail @ ..,
-        ] if tail.is_empty() || tail[0] == b' ' => {
-            let status = u16::from(digits - b'0') * 100 + u16::from(d2 - b'0') * 10 + u16::from(d3 - b'0');
-            Ok((minor - b'0', status))
-        }
-        _ => Err(bad()),
-    }
-}
-
-/// Reads header (or trailer) fields up to and including the empty line that ends them.
-fn read_fields<R: BufRead>(reader: &mut R) -> io::Result<Vec<(String, String)>> {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    let mut size = 0;
+/// Reads a header or trailer section through the empty line that ends it, line endings
+/// kept (httparse reads them). `closed` names what was cut short if the stream ends first.
+fn read_section<R: BufRead>(reader: &mut R, closed: &str) -> io::Result<Vec<u8>> {
+    let mut section = Vec::new();
     loop {
-        let line =
-            read_line(reader, MAX_LINE)?.ok_or_else(|| eof("connection closed inside the header section"))?;
-        if line.is_empty() {
-            return Ok(fields);
+        let start = section.len();
+        let content = read_line_into(reader, MAX_LINE, &mut section)?.ok_or_else(|| eof(closed))?;
+        if content == 0 {
+            return Ok(section);
         }
-        size += line.len() + 2;
-        if size > MAX_SECTION {
+        if start + content > MAX_SECTION {
             return Err(invalid_data(format!(
                 "header section larger than {MAX_SECTION} bytes"
             )));
         }
-        if line[0] == b' ' || line[0] == b'\t' {
-            // Obsolete line folding: the line continues the previous field's value.
-            let (_, value) = fields
-                .last_mut()
-                .ok_or_else(|| invalid_data("header section starts with a continuation line"))?;
-            let more = trim_whitespace(&line);
-            if !more.is_empty() {
-                value.push(' ');
-                value.push_str(&String::from_utf8_lossy(more));
-            }
-            continue;
-        }
-        let colon = line
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or_else(|| invalid_data(format!("header line without a colon: {:?}", preview(&line))))?;
-        let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-            return Err(invalid_data(format!("bad header name {:?}", preview(name))));
-        }
-        if fields.len() == MAX_FIELDS {
-            return Err(invalid_data(format!("more than {MAX_FIELDS} header fields")));
-        }
-        let value = trim_whitespace(&line[colon + 1..]);
-        fields.push((
-            String::from_utf8_lossy(name).into_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
     }
 }
 
@@ -317,14 +326,23 @@ fn append_exact<R: BufRead>(reader: &mut R, length: u64, body: &mut Vec<u8>) -> 
 pub(crate) fn read_chunked_body<R: BufRead>(reader: &mut R) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
-        let line = read_line(reader, MAX_LINE)?.ok_or_else(|| eof("connection closed before a chunk"))?;
-        let size_field = line.split(|&b| b == b';').next().unwrap_or_default();
-        let size_field = trim_whitespace(size_field);
-        let size = parse_number(size_field, 16, 15)
-            .ok_or_else(|| invalid_data(format!("bad chunk size line {:?}", preview(&line))))?;
+        let mut line = read_line(reader, MAX_LINE)?.ok_or_else(|| eof("connection closed before a chunk"))?;
+        line.extend_from_slice(b"\r\n");
+        // httparse reads an empty size line as 0: a size starts with a digit.
+        let size = match httparse::parse_chunk_size(&line) {
+            Ok(httparse::Status::Complete((_, size))) if line[0].is_ascii_hexdigit() => size,
+            _ => return Err(invalid_data(format!("bad chunk size line {:?}", preview(&line)))),
+        };
         if size == 0 {
-            read_fields(reader)?;
-            return Ok(body);
+            let trailers = read_section(reader, "connection closed inside the trailer section")?;
+            let mut fields = vec![httparse::EMPTY_HEADER; MAX_FIELDS];
+            return match httparse::parse_headers(&trailers, &mut fields) {
+                Ok(httparse::Status::Complete(_)) => Ok(body),
+                _ => Err(invalid_data(format!(
+                    "bad trailer section {:?}",
+                    preview(&trailers)
+                ))),
+            };
         }
         append_exact(reader, size, &mut body)?;
         match read_line(reader, 2)? {
@@ -339,26 +357,36 @@ pub(crate) fn read_chunked_body<R: BufRead>(reader: &mut R) -> io::Result<Vec<u8
 /// before any byte; an error when it ended mid-line or the line exceeds `max` bytes.
 fn read_line<R: BufRead>(reader: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
+    let Some(content) = read_line_into(reader, max, &mut line)? else {
+        return Ok(None);
+    };
+    line.truncate(content);
+    Ok(Some(line))
+}
+
+/// Appends one line, its ending included, to `buffer`; returns its length without the
+/// ending (LF or CRLF), `None` when the stream ended before any byte. An error when it
+/// ended mid-line or the line exceeds `max` bytes.
+fn read_line_into<R: BufRead>(reader: &mut R, max: usize, buffer: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let start = buffer.len();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(2);
-    let read = reader.by_ref().take(limit).read_until(b'\n', &mut line)?;
+    let read = reader.by_ref().take(limit).read_until(b'\n', buffer)?;
     if read == 0 {
         return Ok(None);
     }
+    let line = &buffer[start..];
     if line.last() != Some(&b'\n') {
-        return Err(if line.len() as u64 >= limit {
+        return Err(if read as u64 >= limit {
             invalid_data(format!("line longer than {max} bytes"))
         } else {
             eof("connection closed in the middle of a line")
         });
     }
-    line.pop();
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    if line.len() > max {
+    let content = line.len() - 1 - usize::from(line.ends_with(b"\r\n"));
+    if content > max {
         return Err(invalid_data(format!("line longer than {max} bytes")));
     }
-    Ok(Some(line))
+    Ok(Some(content))
 }
 
 /// Parses 1 to `max_digits` digits in `radix` (no sign, no prefix); the limit keeps it in a `u64`.

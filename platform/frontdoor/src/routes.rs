@@ -3,6 +3,8 @@
 //! so callers cannot mint label values), and a test holds the table and the OpenAPI
 //! document to each other.
 
+use std::sync::LazyLock;
+
 use http::Method;
 
 /// One path pattern and the methods it accepts. `{x}` matches one segment; a final
@@ -134,9 +136,16 @@ pub enum Lookup {
 }
 
 pub fn lookup(method: &Method, path: &str) -> Lookup {
-    let Some(route) = ROUTES.iter().find(|route| matches(route.pattern, path)) else {
+    // One trailing slash is forgiven on management routes (`/v1/functions/`); an
+    // invocation's path is the function's own, slash included.
+    let found = ROUTER.at(path).or_else(|error| match path.strip_suffix('/') {
+        Some(trimmed) if !trimmed.is_empty() => ROUTER.at(trimmed),
+        _ => Err(error),
+    });
+    let Ok(found) = found else {
         return Lookup::Missing;
     };
+    let route = *found.value;
     if route.pattern == INVOKE || route.methods.contains(&method.as_str()) {
         Lookup::Found(route)
     } else {
@@ -144,28 +153,28 @@ pub fn lookup(method: &Method, path: &str) -> Lookup {
     }
 }
 
-fn matches(pattern: &str, path: &str) -> bool {
-    // One trailing slash is forgiven on management routes (`/v1/functions/`).
-    let path = match path.strip_suffix('/') {
-        Some(trimmed) if !trimmed.is_empty() && !pattern.ends_with("{path}") => trimmed,
-        _ => path,
-    };
-    let mut wanted = pattern.split('/');
-    let mut given = path.split('/');
-    loop {
-        match (wanted.next(), given.next()) {
-            (None, None) => return true,
-            (Some("{path}"), _) => return wanted.next().is_none(),
-            (Some(part), Some(segment)) if part.starts_with('{') => {
-                if segment.is_empty() {
-                    return false;
-                }
-            }
-            (Some(part), Some(segment)) if part == segment => {}
-            _ => return false,
+/// The table as matchit's radix tree. A pattern's final `{path}` is its catch-all, which
+/// matchit writes `{*path}` and which matches nothing empty, so the bare prefix and the
+/// prefix with a slash are routes of their own.
+static ROUTER: LazyLock<matchit::Router<&'static Route>> = LazyLock::new(|| {
+    let mut router = matchit::Router::new();
+    for route in ROUTES {
+        let paths = match route.pattern.strip_suffix("/{path}") {
+            Some(prefix) => vec![
+                prefix.to_owned(),
+                format!("{prefix}/"),
+                format!("{prefix}/{{*path}}"),
+            ],
+            None => vec![route.pattern.to_owned()],
+        };
+        for path in paths {
+            router
+                .insert(path, route)
+                .unwrap_or_else(|error| panic!("route {}: {error}", route.pattern));
         }
     }
-}
+    router
+});
 
 #[cfg(test)]
 mod tests {
