@@ -6,14 +6,14 @@ use std::path::PathBuf;
 
 /// One mounted cgroup hierarchy: its controllers (empty for cgroup2), where it is mounted,
 /// and which cgroup is its root there.
-struct Hierarchy {
+pub(crate) struct Hierarchy {
     controllers: Vec<String>,
     mount_point: PathBuf,
     root: String,
 }
 
-fn hierarchies() -> Vec<Hierarchy> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+/// The cgroup hierarchies a `/proc/<pid>/mountinfo` lists.
+pub(crate) fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
     mountinfo
         .lines()
         .filter_map(|line| {
@@ -43,7 +43,12 @@ fn hierarchies() -> Vec<Hierarchy> {
 /// cgroups end with its id), one per mounted hierarchy.
 pub fn cgroup_dirs(pid: i32, leaf: &str) -> Vec<PathBuf> {
     let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let hierarchies = hierarchies();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    dirs_of(&membership, &hierarchies(&mountinfo), leaf)
+}
+
+/// The folders of the cgroups in `membership` (a `/proc/<pid>/cgroup`) ending with `leaf`.
+pub(crate) fn dirs_of(membership: &str, hierarchies: &[Hierarchy], leaf: &str) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     for line in membership.lines() {
         let mut parts = line.splitn(3, ':');

@@ -5,6 +5,8 @@
 //! create databases), `KILND_BIN`, `KILN_TESTBED` and `KILN_IMAGES` (default: this workspace's
 //! build outputs).
 
+#[cfg(test)]
+mod cgroup_layouts;
 mod cgroups;
 mod client;
 mod fake_internet;
