@@ -16,6 +16,7 @@ mod metrics;
 mod oci_registry;
 mod private_postgres;
 mod raw_http;
+mod store_fixtures;
 
 pub use cgroups::cgroup_dirs;
 pub use client::{Reply, Streaming};
@@ -28,3 +29,4 @@ pub use metrics::sample;
 pub use oci_registry::OciRegistry;
 pub use private_postgres::PrivatePostgres;
 pub use raw_http::{RawConnection, RawResponse, request_head};
+pub use store_fixtures::{create_test_tenant, durable_function, migrated_store, test_key, test_version};
