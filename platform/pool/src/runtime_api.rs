@@ -334,3 +334,6 @@ fn accepted() -> Response<Full<Bytes>> {
     *response.status_mut() = StatusCode::ACCEPTED;
     response
 }
+
+#[cfg(test)]
+mod tests;
