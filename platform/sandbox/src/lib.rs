@@ -15,6 +15,8 @@ mod protocol;
 mod reaper;
 mod server;
 mod spec;
+#[cfg(test)]
+mod test_spec;
 
 pub use client::{ContainerExit, Sandbox, SandboxError};
 pub use server::serve;

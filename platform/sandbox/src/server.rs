@@ -248,3 +248,6 @@ fn open_output(path: &std::path::Path) -> std::io::Result<File> {
     nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests;
