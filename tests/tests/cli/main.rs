@@ -32,6 +32,14 @@ struct Run {
 }
 
 impl Run {
+    /// Asserts Kiln refused the command: exit code 1 and `error: <code>: ...` on stderr.
+    fn refused(self, code: &str, what: &str) -> Run {
+        let run = self.expect(1, what);
+        let prefix = format!("error: {code}: ");
+        assert!(run.stderr.starts_with(&prefix), "{what}: {}", run.stderr);
+        run
+    }
+
     fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|_| panic!("not JSON: {}\nstderr: {}", self.stdout, self.stderr))

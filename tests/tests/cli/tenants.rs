@@ -48,18 +48,12 @@ async fn operators_create_and_list_tenants_whose_minted_tokens_work_at_once() {
         .collect();
     assert_eq!(names.len(), 2, "{tenants}");
     assert!(names.contains(&"acme") && names.contains(&"beta"), "{tenants}");
-    let refused = cli
-        .run(
-            &["--url", url, "tenant", "list"],
-            &[("KILN_ADMIN_TOKEN", "wrong")],
-        )
-        .await
-        .expect(1, "tenant list with a wrong admin token");
-    assert!(
-        refused.stderr.starts_with("error: invalid_admin_token: "),
-        "{}",
-        refused.stderr
-    );
+    cli.run(
+        &["--url", url, "tenant", "list"],
+        &[("KILN_ADMIN_TOKEN", "wrong")],
+    )
+    .await
+    .refused("invalid_admin_token", "tenant list with a wrong admin token");
 
     // A token minted locally for the generated secret works at once.
     let beta_token = cli
@@ -145,15 +139,9 @@ async fn a_second_key_works_until_it_is_removed() {
     )
     .await
     .expect(0, "keys remove");
-    let removed = cli
-        .run(&["--token", &second_token, "functions", "list"], &[])
+    cli.run(&["--token", &second_token, "functions", "list"], &[])
         .await
-        .expect(1, "k2 removed");
-    assert!(
-        removed.stderr.starts_with("error: unknown_key: "),
-        "{}",
-        removed.stderr
-    );
+        .refused("unknown_key", "k2 removed");
 
     kiln.finish().await;
 }
@@ -204,14 +192,9 @@ async fn a_public_key_from_a_file_is_added_with_its_algorithm() {
         .await
         .expect(0, "tenant list");
     assert!(listed.stdout.contains(r#""idp""#), "{}", listed.stdout);
-    let wrong_algorithm = add_public_key("idp2", "RS256")
+    add_public_key("idp2", "RS256")
         .await
-        .expect(1, "an EC key as RS256");
-    assert!(
-        wrong_algorithm.stderr.starts_with("error: invalid_key: "),
-        "{}",
-        wrong_algorithm.stderr
-    );
+        .refused("invalid_key", "an EC key as RS256");
 
     kiln.finish().await;
 }
