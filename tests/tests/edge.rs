@@ -17,7 +17,7 @@ async fn metrics_count_invocations_cold_starts_and_rejections() {
     assert_eq!(before.status, 200);
     assert_eq!(
         before.header("content-type"),
-        Some("text/plain; version=0.0.4; charset=utf-8")
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
     let ok = r#"kiln_invocations_total{tenant="acme",function="hello",status="200"}"#;
     assert_eq!(sample(&before.text(), ok), 0.0);

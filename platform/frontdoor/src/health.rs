@@ -76,7 +76,7 @@ pub fn metrics<R: Runner>(app: &App<R>) -> Response<ResponseBody> {
     let mut response = Response::new(full_body(text));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     response
 }

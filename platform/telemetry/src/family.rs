@@ -1,74 +1,141 @@
-//! Metric families: one name, fixed label names, one series per combination of label values.
+//! Metric families: one name, fixed label names, one series per combination of label
+//! values, held by prometheus-client. Kiln adds what it lacks: dropping every series whose
+//! leading label values match (a deleted function's), for which each family keeps the
+//! combinations it has seen.
 
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::text;
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-/// A monotonically increasing count per label combination.
-pub struct CounterFamily {
+/// A series' labels as prometheus-client encodes them: names in the family's order.
+pub(crate) type Labels = Vec<(&'static str, String)>;
+
+/// A family's name and help as written, and the series combinations it holds.
+struct Described {
     name: &'static str,
     help: &'static str,
     label_names: &'static [&'static str],
-    series: Mutex<HashMap<String, u64>>,
+    /// Every combination of label values added since it was last forgotten.
+    seen: Mutex<HashSet<Vec<String>>>,
+}
+
+impl Described {
+    fn labels(&self, values: &[&str]) -> Labels {
+        debug_assert_eq!(values.len(), self.label_names.len(), "{}: label count", self.name);
+        self.label_names
+            .iter()
+            .zip(values)
+            .map(|(name, value)| (*name, (*value).to_owned()))
+            .collect()
+    }
+
+    fn note(&self, labels: &Labels) {
+        let values: Vec<String> = labels.iter().map(|(_, value)| value.clone()).collect();
+        self.seen.lock().insert(values);
+    }
+
+    /// Takes out of `seen` the combinations whose first values are `leading`.
+    fn take_matching(&self, leading: &[&str]) -> Vec<Labels> {
+        let mut seen = self.seen.lock();
+        let matching: Vec<Vec<String>> = seen
+            .iter()
+            .filter(|values| values.iter().zip(leading).all(|(have, want)| have == want))
+            .cloned()
+            .collect();
+        matching
+            .into_iter()
+            .map(|values| {
+                seen.remove(&values);
+                self.label_names.iter().copied().zip(values).collect()
+            })
+            .collect()
+    }
+
+    /// The name prometheus-client registers: it writes a counter's `_total` itself, and the
+    /// help's full stop.
+    fn register_as(&self) -> (&'static str, &'static str) {
+        (
+            self.name.strip_suffix("_total").unwrap_or(self.name),
+            self.help.strip_suffix('.').unwrap_or(self.help),
+        )
+    }
+}
+
+/// A monotonically increasing count per label combination.
+pub struct CounterFamily {
+    described: Described,
+    series: Family<Labels, Counter>,
 }
 
 impl CounterFamily {
     pub fn new(name: &'static str, help: &'static str, label_names: &'static [&'static str]) -> Self {
         CounterFamily {
-            name,
-            help,
-            label_names,
-            series: Mutex::new(HashMap::new()),
+            described: Described {
+                name,
+                help,
+                label_names,
+                seen: Mutex::default(),
+            },
+            series: Family::default(),
         }
     }
 
     /// Adds `by` to the series named by `labels` (one value per label name, in order).
     pub fn add(&self, labels: &[&str], by: u64) {
-        debug_assert_eq!(labels.len(), self.label_names.len(), "{}: label count", self.name);
-        *self.series.lock().entry(key(labels)).or_insert(0) += by;
+        let labels = self.described.labels(labels);
+        if self.series.get(&labels).is_none() {
+            self.described.note(&labels);
+        }
+        self.series.get_or_create(&labels).inc_by(by);
     }
 
     pub fn get(&self, labels: &[&str]) -> u64 {
-        let series = self.series.lock();
-        series.get(&key(labels)).copied().unwrap_or(0)
+        self.series
+            .get(&self.described.labels(labels))
+            .map_or(0, |counter| counter.get())
     }
 
     /// Drops every series whose first label values are `leading`.
     pub fn forget(&self, leading: &[&str]) {
-        forget(&mut self.series.lock(), leading);
+        for labels in self.described.take_matching(leading) {
+            self.series.remove(&labels);
+        }
     }
 
-    pub(crate) fn render(&self, out: &mut String) {
-        text::header(out, self.name, "counter", self.help);
-        // Copied out, so invocations do not wait while a scrape formats text.
-        let series = self.series.lock().clone();
-        for (labels, count) in sorted(&series, self.label_names.len()) {
-            text::sample(out, self.name, self.label_names, &labels, None, *count as f64);
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        let (name, help) = self.described.register_as();
+        // Without labels, the one series itself (a family would write `name{}`).
+        if self.described.label_names.is_empty() {
+            registry.register(name, help, self.series.get_or_create(&Vec::new()).clone());
+        } else {
+            registry.register(name, help, self.series.clone());
         }
+    }
+}
+
+/// Builds a family's histograms with its bucket bounds.
+#[derive(Clone)]
+struct Bounds(&'static [f64]);
+
+impl MetricConstructor<Histogram> for Bounds {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(self.0.iter().copied())
     }
 }
 
 /// Observations of a duration in seconds, counted into fixed cumulative buckets.
 pub struct HistogramFamily {
-    name: &'static str,
-    help: &'static str,
-    label_names: &'static [&'static str],
-    /// Upper bounds in seconds, ascending; `+Inf` is implied.
-    bounds: &'static [f64],
-    series: Mutex<HashMap<String, Histogram>>,
-}
-
-#[derive(Clone, Default)]
-struct Histogram {
-    /// Per bucket (not cumulative); the last entry is `+Inf`.
-    buckets: Vec<u64>,
-    sum: f64,
-    count: u64,
+    described: Described,
+    series: Family<Labels, Histogram, Bounds>,
 }
 
 impl HistogramFamily {
+    /// `bounds`: upper bounds in seconds, ascending; `+Inf` is implied.
     pub fn new(
         name: &'static str,
         help: &'static str,
@@ -80,118 +147,52 @@ impl HistogramFamily {
             "{name}: bounds ascend"
         );
         HistogramFamily {
-            name,
-            help,
-            label_names,
-            bounds,
-            series: Mutex::new(HashMap::new()),
+            described: Described {
+                name,
+                help,
+                label_names,
+                seen: Mutex::default(),
+            },
+            series: Family::new_with_constructor(Bounds(bounds)),
         }
     }
 
     pub fn observe(&self, labels: &[&str], value: Duration) {
-        debug_assert_eq!(labels.len(), self.label_names.len(), "{}: label count", self.name);
-        let seconds = value.as_secs_f64();
-        let bucket = self
-            .bounds
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(self.bounds.len());
-        let mut series = self.series.lock();
-        let histogram = series.entry(key(labels)).or_insert_with(|| Histogram {
-            buckets: vec![0; self.bounds.len() + 1],
-            ..Histogram::default()
-        });
-        histogram.buckets[bucket] += 1;
-        histogram.sum += seconds;
-        histogram.count += 1;
-    }
-
-    /// How many observations the series named by `labels` holds.
-    pub fn count(&self, labels: &[&str]) -> u64 {
-        let series = self.series.lock();
-        series.get(&key(labels)).map_or(0, |histogram| histogram.count)
+        let labels = self.described.labels(labels);
+        if self.series.get(&labels).is_none() {
+            self.described.note(&labels);
+        }
+        self.series.get_or_create(&labels).observe(value.as_secs_f64());
     }
 
     /// Drops every series whose first label values are `leading`.
     pub fn forget(&self, leading: &[&str]) {
-        forget(&mut self.series.lock(), leading);
-    }
-
-    pub(crate) fn render(&self, out: &mut String) {
-        text::header(out, self.name, "histogram", self.help);
-        // Copied out, so invocations do not wait while a scrape formats text.
-        let series = self.series.lock().clone();
-        let bucket_name = format!("{}_bucket", self.name);
-        for (labels, histogram) in sorted(&series, self.label_names.len()) {
-            let mut cumulative = 0;
-            for (index, count) in histogram.buckets.iter().enumerate() {
-                cumulative += count;
-                let bound = self.bounds.get(index).copied().unwrap_or(f64::INFINITY);
-                let le = text::number(bound);
-                text::sample(
-                    out,
-                    &bucket_name,
-                    self.label_names,
-                    &labels,
-                    Some(("le", &le)),
-                    cumulative as f64,
-                );
-            }
-            text::sample(
-                out,
-                &format!("{}_sum", self.name),
-                self.label_names,
-                &labels,
-                None,
-                histogram.sum,
-            );
-            text::sample(
-                out,
-                &format!("{}_count", self.name),
-                self.label_names,
-                &labels,
-                None,
-                histogram.count as f64,
-            );
+        for labels in self.described.take_matching(leading) {
+            self.series.remove(&labels);
         }
     }
-}
 
-/// Separates label values inside a series key; it cannot occur in names Kiln accepts.
-const SEPARATOR: char = '\u{1f}';
-
-/// One string per label combination: a single allocation per lookup on the hot path.
-fn key(labels: &[&str]) -> String {
-    labels.join(&SEPARATOR.to_string())
-}
-
-/// Removes the series whose keys start with the label values `leading`.
-fn forget<V>(series: &mut HashMap<String, V>, leading: &[&str]) {
-    let whole = key(leading);
-    let prefix = format!("{whole}{SEPARATOR}");
-    series.retain(|key, _| *key != whole && !key.starts_with(&prefix));
-}
-
-/// Series in a stable order (so scrapes diff well), with their label values split again.
-fn sorted<V>(series: &HashMap<String, V>, label_count: usize) -> Vec<(Vec<String>, &V)> {
-    let mut entries: Vec<_> = series.iter().collect();
-    entries.sort_by(|left, right| left.0.cmp(right.0));
-    entries
-        .into_iter()
-        .map(|(key, value)| {
-            let labels = if label_count == 0 {
-                Vec::new()
-            } else {
-                key.split(SEPARATOR).map(str::to_owned).collect()
-            };
-            (labels, value)
-        })
-        .collect()
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        let (name, help) = self.described.register_as();
+        if self.described.label_names.is_empty() {
+            registry.register(name, help, self.series.get_or_create(&Vec::new()).clone());
+        } else {
+            registry.register(name, help, self.series.clone());
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exposition(register: impl FnOnce(&mut Registry)) -> String {
+        let mut registry = Registry::default();
+        register(&mut registry);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        out
+    }
 
     #[test]
     fn counters_add_per_label_combination() {
@@ -201,14 +202,20 @@ mod tests {
         family.add(&["b", "429"], 1);
         assert_eq!(family.get(&["a", "200"]), 3);
         assert_eq!(family.get(&["a", "429"]), 0);
-        let mut out = String::new();
-        family.render(&mut out);
-        assert_eq!(
-            out,
-            "# HELP kiln_things_total Things.\n# TYPE kiln_things_total counter\n\
-             kiln_things_total{tenant=\"a\",status=\"200\"} 3\n\
-             kiln_things_total{tenant=\"b\",status=\"429\"} 1\n"
+        let out = exposition(|registry| family.register(registry));
+        assert!(
+            out.starts_with("# HELP kiln_things Things.\n# TYPE kiln_things counter\n"),
+            "{out}"
         );
+        assert!(
+            out.contains("kiln_things_total{tenant=\"a\",status=\"200\"} 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kiln_things_total{tenant=\"b\",status=\"429\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.ends_with("# EOF\n"), "{out}");
     }
 
     #[test]
@@ -223,12 +230,21 @@ mod tests {
         assert_eq!(counters.get(&["a", "f", "500"]), 0);
         assert_eq!(counters.get(&["a", "fg", "200"]), 1);
         assert_eq!(counters.get(&["b", "f", "200"]), 1);
+        let out = exposition(|registry| counters.register(registry));
+        assert!(!out.contains("function=\"f\",status=\"500\""), "{out}");
+        // A forgotten series counts again from zero.
+        counters.add(&["a", "f", "200"], 1);
+        assert_eq!(counters.get(&["a", "f", "200"]), 1);
         let histograms = HistogramFamily::new("kiln_call_seconds", "Calls.", &["tenant", "function"], &[1.0]);
         histograms.observe(&["a", "f"], Duration::from_millis(1));
         histograms.observe(&["a", "fg"], Duration::from_millis(1));
         histograms.forget(&["a", "f"]);
-        assert_eq!(histograms.count(&["a", "f"]), 0);
-        assert_eq!(histograms.count(&["a", "fg"]), 1);
+        let out = exposition(|registry| histograms.register(registry));
+        assert!(!out.contains("function=\"f\""), "{out}");
+        assert!(
+            out.contains("kiln_call_seconds_count{tenant=\"a\",function=\"fg\"} 1\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -238,18 +254,17 @@ mod tests {
         family.observe(&[], Duration::from_millis(500));
         family.observe(&[], Duration::from_millis(500));
         family.observe(&[], Duration::from_secs(2));
-        assert_eq!(family.count(&[]), 4);
-        let mut out = String::new();
-        family.render(&mut out);
+        let out = exposition(|registry| family.register(registry));
         let lines: Vec<&str> = out.lines().skip(2).collect();
         assert_eq!(
             lines,
             [
-                "kiln_wait_seconds_bucket{le=\"0.25\"} 1",
-                "kiln_wait_seconds_bucket{le=\"1\"} 3",
-                "kiln_wait_seconds_bucket{le=\"+Inf\"} 4",
                 "kiln_wait_seconds_sum 3.125",
                 "kiln_wait_seconds_count 4",
+                "kiln_wait_seconds_bucket{le=\"0.25\"} 1",
+                "kiln_wait_seconds_bucket{le=\"1.0\"} 3",
+                "kiln_wait_seconds_bucket{le=\"+Inf\"} 4",
+                "# EOF",
             ]
         );
     }

@@ -1,11 +1,19 @@
 //! The figures Kiln keeps, by name, and the gauges sampled at each scrape.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use lookup_cache::LookupCounts;
 
-use crate::{CounterFamily, HistogramFamily, text};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::family::Labels;
+use crate::{CounterFamily, HistogramFamily};
 
 /// Request and invocation latencies: 0.5 ms to 60 s.
 const LATENCY_BOUNDS: &[f64] = &[
@@ -281,124 +289,106 @@ impl Metrics {
             .get(&[tenant, function, status_label(status)])
     }
 
-    /// The whole exposition: every family, then the gauges.
+    /// The whole exposition (OpenMetrics text): every family, then the gauges.
     pub fn render(&self, gauges: &Gauges) -> String {
         let families = &self.inner;
+        let mut registry = Registry::default();
+        for counters in [
+            &families.invocations,
+            &families.api_requests,
+            &families.cold_starts,
+            &families.checkpoints,
+            &families.sleeps,
+            &families.wakes,
+            &families.instances_finished,
+            &families.egress_sent,
+            &families.egress_received,
+            &families.egress_refused,
+            &families.connection_refusals,
+            &families.auth_failures,
+        ] {
+            counters.register(&mut registry);
+        }
+        for histograms in [
+            &families.invocation_seconds,
+            &families.overhead_seconds,
+            &families.api_seconds,
+            &families.cold_start_seconds,
+            &families.wake_lateness,
+        ] {
+            histograms.register(&mut registry);
+        }
+        register_gauges(&mut registry, gauges);
         let mut out = String::with_capacity(16 * 1024);
-        families.invocations.render(&mut out);
-        families.invocation_seconds.render(&mut out);
-        families.overhead_seconds.render(&mut out);
-        families.api_requests.render(&mut out);
-        families.api_seconds.render(&mut out);
-        families.cold_starts.render(&mut out);
-        families.cold_start_seconds.render(&mut out);
-        families.checkpoints.render(&mut out);
-        families.sleeps.render(&mut out);
-        families.wakes.render(&mut out);
-        families.wake_lateness.render(&mut out);
-        families.instances_finished.render(&mut out);
-        families.egress_sent.render(&mut out);
-        families.egress_received.render(&mut out);
-        families.egress_refused.render(&mut out);
-        families.connection_refusals.render(&mut out);
-        families.auth_failures.render(&mut out);
-        render_gauges(&mut out, gauges);
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
     }
 }
 
-fn render_gauges(out: &mut String, gauges: &Gauges) {
-    let containers = [
-        ("warm", gauges.containers_warm),
-        ("busy", gauges.containers_busy),
-        ("starting", gauges.containers_starting),
-    ];
-    text::header(
-        out,
+/// The levels read at this scrape, as metrics of a registry made for it.
+fn register_gauges(registry: &mut Registry, gauges: &Gauges) {
+    let states = |pairs: &[(&str, usize)]| {
+        let family = Family::<Labels, Gauge>::default();
+        for (state, count) in pairs {
+            family
+                .get_or_create(&vec![("state", (*state).to_owned())])
+                .set(*count as i64);
+        }
+        family
+    };
+    registry.register(
         "kiln_containers",
-        "gauge",
-        "Containers on this node by state.",
+        "Containers on this node by state",
+        states(&[
+            ("warm", gauges.containers_warm),
+            ("busy", gauges.containers_busy),
+            ("starting", gauges.containers_starting),
+        ]),
     );
-    for (state, count) in containers {
-        text::sample(
-            out,
-            "kiln_containers",
-            &["state"],
-            &[state.to_owned()],
-            None,
-            count as f64,
-        );
-    }
-    let database = [
-        ("size", gauges.db_pool_size),
-        ("open", gauges.db_pool_open),
-        ("idle", gauges.db_pool_idle),
-        ("waiting", gauges.db_pool_waiting),
-    ];
-    text::header(
-        out,
+    registry.register(
         "kiln_db_pool_connections",
-        "gauge",
-        "PostgreSQL pool: size, open and idle connections, waiting callers.",
+        "PostgreSQL pool: size, open and idle connections, waiting callers",
+        states(&[
+            ("size", gauges.db_pool_size),
+            ("open", gauges.db_pool_open),
+            ("idle", gauges.db_pool_idle),
+            ("waiting", gauges.db_pool_waiting),
+        ]),
     );
-    for (what, count) in database {
-        text::sample(
-            out,
-            "kiln_db_pool_connections",
-            &["state"],
-            &[what.to_owned()],
-            None,
-            count as f64,
-        );
-    }
     let singles = [
         (
             "kiln_queued_callers",
-            "Callers waiting for a container at max concurrency.",
-            gauges.queued_callers as f64,
+            "Callers waiting for a container at max concurrency",
+            gauges.queued_callers,
         ),
         (
             "kiln_instances_running",
-            "Durable instance dispatches this node runs now.",
-            gauges.instances_running as f64,
+            "Durable instance dispatches this node runs now",
+            gauges.instances_running,
         ),
         (
             "kiln_connections_open",
-            "Client connections open on the front door.",
-            gauges.connections_open as f64,
-        ),
-        (
-            "kiln_uptime_seconds",
-            "Seconds since this kilnd started.",
-            gauges.uptime.as_secs_f64(),
+            "Client connections open on the front door",
+            gauges.connections_open,
         ),
     ];
     for (name, help, value) in singles {
-        text::header(out, name, "gauge", help);
-        text::sample(out, name, &[], &[], None, value);
+        let gauge = Gauge::<i64>::default();
+        gauge.set(value as i64);
+        registry.register(name, help, gauge);
     }
-    let dropped = "kiln_log_lines_dropped_total";
-    text::header(
-        out,
+    let uptime = Gauge::<f64, AtomicU64>::default();
+    uptime.set(gauges.uptime.as_secs_f64());
+    registry.register("kiln_uptime_seconds", "Seconds since this kilnd started", uptime);
+    let dropped = Counter::<u64>::default();
+    dropped.inc_by(gauges.log_lines_dropped);
+    registry.register(
+        "kiln_log_lines_dropped",
+        "Function log lines dropped because the log writer fell behind",
         dropped,
-        "counter",
-        "Function log lines dropped because the log writer fell behind.",
     );
-    text::sample(out, dropped, &[], &[], None, gauges.log_lines_dropped as f64);
-    render_lookups(out, &gauges.lookups);
-}
-
-fn render_lookups(out: &mut String, lookups: &[LookupCounts]) {
-    let name = "kiln_cache_lookups_total";
-    text::header(
-        out,
-        name,
-        "counter",
-        "Lookups of tenant keys, functions and webhook settings by how they were answered: hit \
-         (cached), load (read from PostgreSQL), stale (the last value read, PostgreSQL being \
-         unreachable), failure (unreachable and nothing known).",
-    );
-    for counts in lookups {
+    let lookups = Family::<Labels, Counter>::default();
+    for counts in &gauges.lookups {
         let outcomes = [
             ("hit", counts.hits),
             ("load", counts.loads),
@@ -406,16 +396,20 @@ fn render_lookups(out: &mut String, lookups: &[LookupCounts]) {
             ("failure", counts.failures),
         ];
         for (outcome, count) in outcomes {
-            text::sample(
-                out,
-                name,
-                &["cache", "outcome"],
-                &[counts.cache.to_owned(), outcome.to_owned()],
-                None,
-                count as f64,
-            );
+            let labels = vec![
+                ("cache", counts.cache.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ];
+            lookups.get_or_create(&labels).inc_by(count);
         }
     }
+    registry.register(
+        "kiln_cache_lookups",
+        "Lookups of tenant keys, functions and webhook settings by how they were answered: hit \
+         (cached), load (read from PostgreSQL), stale (the last value read, PostgreSQL being \
+         unreachable), failure (unreachable and nothing known)",
+        lookups,
+    );
 }
 
 /// Status codes as label values without an allocation for the common ones.
@@ -472,7 +466,10 @@ mod tests {
         );
         assert!(text.contains("kiln_invocation_overhead_seconds_count 1\n"));
         assert!(text.contains("kiln_containers{state=\"warm\"} 2\n"));
-        assert!(text.contains("# TYPE kiln_wake_lateness_seconds histogram\n"));
+        assert!(text.contains("# TYPE kiln_invocation_duration_seconds histogram\n"));
+        // A family with no series yet is left out, as prometheus-client does.
+        assert!(!text.contains("kiln_wake_lateness_seconds"));
+        assert!(text.ends_with("# EOF\n"));
     }
 
     #[test]
