@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeMetric;
+use prometheus_client::metrics::TypedMetric;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::histogram::Histogram;
@@ -66,59 +68,99 @@ impl Described {
     }
 }
 
-/// A monotonically increasing count per label combination.
-pub struct CounterFamily {
+/// A family's series with the combinations it holds, whatever metric each series is.
+struct Series<M, C> {
     described: Described,
-    series: Family<Labels, Counter>,
+    family: Family<Labels, M, C>,
 }
 
-impl CounterFamily {
-    pub fn new(name: &'static str, help: &'static str, label_names: &'static [&'static str]) -> Self {
-        CounterFamily {
+impl<M, C> Series<M, C>
+where
+    M: EncodeMetric + TypedMetric + Clone + std::fmt::Debug + Send + Sync + 'static,
+    C: MetricConstructor<M> + Clone + Send + Sync + 'static,
+{
+    fn new(name: &'static str, help: &'static str, label_names: &'static [&'static str], make: C) -> Self {
+        Series {
             described: Described {
                 name,
                 help,
                 label_names,
                 seen: Mutex::default(),
             },
-            series: Family::default(),
+            family: Family::new_with_constructor(make),
         }
     }
 
-    /// Adds `by` to the series named by `labels` (one value per label name, in order).
-    pub fn add(&self, labels: &[&str], by: u64) {
-        let labels = self.described.labels(labels);
-        if self.series.get(&labels).is_none() {
+    /// The series named by `values`, made (and remembered) when it is new.
+    fn series(&self, values: &[&str]) -> M {
+        let labels = self.described.labels(values);
+        if self.family.get(&labels).is_none() {
             self.described.note(&labels);
         }
-        self.series.get_or_create(&labels).inc_by(by);
+        self.family.get_or_create_owned(&labels)
     }
 
-    pub fn get(&self, labels: &[&str]) -> u64 {
-        self.series
-            .get(&self.described.labels(labels))
-            .map_or(0, |counter| counter.get())
+    fn existing(&self, values: &[&str]) -> Option<M> {
+        self.family
+            .get(&self.described.labels(values))
+            .map(|series| series.clone())
     }
 
-    /// Drops every series whose first label values are `leading`.
-    pub fn forget(&self, leading: &[&str]) {
+    fn forget(&self, leading: &[&str]) {
         for labels in self.described.take_matching(leading) {
-            self.series.remove(&labels);
+            self.family.remove(&labels);
         }
     }
 
-    pub(crate) fn register(&self, registry: &mut Registry) {
+    fn register(&self, registry: &mut Registry) {
         let (name, help) = self.described.register_as();
         // Without labels, the one series itself (a family would write `name{}`).
         if self.described.label_names.is_empty() {
-            registry.register(name, help, self.series.get_or_create(&Vec::new()).clone());
+            registry.register(name, help, self.series(&[]));
         } else {
-            registry.register(name, help, self.series.clone());
+            registry.register(name, help, self.family.clone());
         }
     }
 }
 
-/// Builds a family's histograms with its bucket bounds.
+/// Makes a counter series.
+#[derive(Clone)]
+struct NewCounter;
+
+impl MetricConstructor<Counter> for NewCounter {
+    fn new_metric(&self) -> Counter {
+        Counter::default()
+    }
+}
+
+/// A monotonically increasing count per label combination.
+pub struct CounterFamily(Series<Counter, NewCounter>);
+
+impl CounterFamily {
+    pub fn new(name: &'static str, help: &'static str, label_names: &'static [&'static str]) -> Self {
+        CounterFamily(Series::new(name, help, label_names, NewCounter))
+    }
+
+    /// Adds `by` to the series named by `labels` (one value per label name, in order).
+    pub fn add(&self, labels: &[&str], by: u64) {
+        self.0.series(labels).inc_by(by);
+    }
+
+    pub fn get(&self, labels: &[&str]) -> u64 {
+        self.0.existing(labels).map_or(0, |counter| counter.get())
+    }
+
+    /// Drops every series whose first label values are `leading`.
+    pub fn forget(&self, leading: &[&str]) {
+        self.0.forget(leading);
+    }
+
+    pub(crate) fn register(&self, registry: &mut Registry) {
+        self.0.register(registry);
+    }
+}
+
+/// Makes a family's histograms with its bucket bounds.
 #[derive(Clone)]
 struct Bounds(&'static [f64]);
 
@@ -129,10 +171,7 @@ impl MetricConstructor<Histogram> for Bounds {
 }
 
 /// Observations of a duration in seconds, counted into fixed cumulative buckets.
-pub struct HistogramFamily {
-    described: Described,
-    series: Family<Labels, Histogram, Bounds>,
-}
+pub struct HistogramFamily(Series<Histogram, Bounds>);
 
 impl HistogramFamily {
     /// `bounds`: upper bounds in seconds, ascending; `+Inf` is implied.
@@ -146,39 +185,20 @@ impl HistogramFamily {
             bounds.windows(2).all(|pair| pair[0] < pair[1]),
             "{name}: bounds ascend"
         );
-        HistogramFamily {
-            described: Described {
-                name,
-                help,
-                label_names,
-                seen: Mutex::default(),
-            },
-            series: Family::new_with_constructor(Bounds(bounds)),
-        }
+        HistogramFamily(Series::new(name, help, label_names, Bounds(bounds)))
     }
 
     pub fn observe(&self, labels: &[&str], value: Duration) {
-        let labels = self.described.labels(labels);
-        if self.series.get(&labels).is_none() {
-            self.described.note(&labels);
-        }
-        self.series.get_or_create(&labels).observe(value.as_secs_f64());
+        self.0.series(labels).observe(value.as_secs_f64());
     }
 
     /// Drops every series whose first label values are `leading`.
     pub fn forget(&self, leading: &[&str]) {
-        for labels in self.described.take_matching(leading) {
-            self.series.remove(&labels);
-        }
+        self.0.forget(leading);
     }
 
     pub(crate) fn register(&self, registry: &mut Registry) {
-        let (name, help) = self.described.register_as();
-        if self.described.label_names.is_empty() {
-            registry.register(name, help, self.series.get_or_create(&Vec::new()).clone());
-        } else {
-            registry.register(name, help, self.series.clone());
-        }
+        self.0.register(registry);
     }
 }
 
