@@ -365,6 +365,7 @@ async fn an_address_that_keeps_failing_is_refused_unchecked() {
     ])
     .await;
     let token = kiln.create_tenant("acme").await;
+    assert_eq!(kiln.upload_testbed(&token, "echo", "").await.status, 201);
     let list = |client: &'static str, token: String| {
         let kiln = &kiln;
         async move {
@@ -374,6 +375,24 @@ async fn an_address_that_keeps_failing_is_refused_unchecked() {
                 .await
         }
     };
+    // A function's own 401s are its callers' business: they never count.
+    for attempt in 0..8 {
+        let bearer = format!("Bearer {token}");
+        let headers = [
+            ("authorization", bearer.as_str()),
+            ("x-forwarded-for", "203.0.113.7"),
+        ];
+        let reply = kiln
+            .request_with(
+                Method::GET,
+                "/fn/acme/echo/status?code=401",
+                &headers,
+                Bytes::new(),
+            )
+            .await;
+        assert_eq!(reply.status, 401, "attempt {attempt}: {}", reply.text());
+    }
+    assert_eq!(list("203.0.113.7", token.clone()).await.status, 200);
     let forged = |tenant: usize| {
         sign(
             Algorithm::HS256,

@@ -19,7 +19,7 @@ use crate::auth_failures::AuthFailureLimit;
 use crate::body::{RequestBody, ResponseBody, bearer_token, close_connection};
 use crate::client_addr::{PeerAddr, TrustedProxies};
 use crate::connection_limit::ConnectionLimit;
-use crate::error::ApiError;
+use crate::error::{ApiError, CredentialRefused};
 use crate::live_events::LiveEvents;
 use crate::routes::{self, Lookup};
 use crate::webhook_cache::WebhookCache;
@@ -207,7 +207,8 @@ impl<R: Runner> App<R> {
                     .await
                     .unwrap_or_else(ApiError::into_response),
             };
-            if response.status() == StatusCode::UNAUTHORIZED {
+            // Kiln's own refusals only: a function may answer 401 to its callers.
+            if response.extensions().get::<CredentialRefused>().is_some() {
                 self.inner.metrics.auth_failure("failed");
                 if let Some(client) = client {
                     self.inner.auth_failures.record(client);

@@ -1,6 +1,7 @@
-//! A limit on failed authentications per client address: past it, the address's requests
-//! that need a credential get `429 too_many_auth_failures` before any token is read, any
-//! signature computed or any database lookup made. Successes cost the address nothing.
+//! A limit on failed authentications (Kiln's own 401s, never a function's) per client
+//! address: past it, the address's requests that need a credential get
+//! `429 too_many_auth_failures` before any token is read, any signature computed or any
+//! database lookup made. Successes cost the address nothing.
 //!
 //! Each address has a generic cell rate (GCRA) bucket: `per_minute` failures at once, then
 //! one more each `60 s / per_minute`. Buckets live in a bounded cache, so a flood from many

@@ -12,6 +12,10 @@ use pool::InvokeError;
 use registry::{ImageError, PullError, RegistryError};
 use store::StoreError;
 
+/// Marks a response in which Kiln refused the request's credential.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CredentialRefused;
+
 /// An error on its way to the client: status, stable code, safe message.
 #[derive(Debug)]
 pub struct ApiError {
@@ -99,6 +103,11 @@ impl ApiError {
                 http::header::RETRY_AFTER,
                 HeaderValue::from(retry_after.as_secs().max(1)),
             );
+        }
+        // Kiln answers 401 only when a credential did not pass (a function's own 401 is not
+        // an ApiError): it counts against the client's address.
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.extensions_mut().insert(CredentialRefused);
         }
         response
     }
