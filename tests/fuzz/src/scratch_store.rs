@@ -26,9 +26,30 @@ pub(crate) struct ScratchStore {
     pub(crate) store: ImageStore,
 }
 
+/// Scratch folders are named by this and the process id.
+const SCRATCH_PREFIX: &str = "kiln-fuzz-images-";
+
+/// Removes the scratch folders of fuzzing and test processes that have ended: a static is
+/// never dropped, so each process leaves its folder behind for the next one to remove.
+fn remove_scratch_of_ended_processes() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(SCRATCH_PREFIX) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The store, locked: `cargo test` may replay targets on several threads.
 pub(crate) static SCRATCH: LazyLock<Mutex<ScratchStore>> = LazyLock::new(|| {
-    let folder = std::env::temp_dir().join(format!("kiln-fuzz-images-{}", std::process::id()));
+    remove_scratch_of_ended_processes();
+    let folder = std::env::temp_dir().join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     let _ = fs::remove_dir_all(&folder);
     fs::create_dir_all(&folder).expect("a scratch folder");
     let store_folder = (0..DEPTH)
