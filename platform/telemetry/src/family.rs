@@ -91,12 +91,14 @@ where
         }
     }
 
-    /// The series named by `values`, made (and remembered) when it is new.
+    /// The series named by `values`, made (and remembered) when it is new: one lookup when
+    /// it exists, as it does on every call but the first.
     fn series(&self, values: &[&str]) -> M {
         let labels = self.described.labels(values);
-        if self.family.get(&labels).is_none() {
-            self.described.note(&labels);
+        if let Some(series) = self.family.get(&labels) {
+            return series.clone();
         }
+        self.described.note(&labels);
         self.family.get_or_create_owned(&labels)
     }
 

@@ -12,20 +12,17 @@ async fn an_instance_starts_once_per_key_and_completes_when_signalled() {
     deploy_echo(&cli).await;
 
     // Start one that waits for an event, signal it, see it complete.
+    let start = [
+        "instances",
+        "start",
+        "echo",
+        "--input",
+        r#"{"scenario": "wait", "event": "go"}"#,
+        "--idempotency-key",
+        "k-1",
+    ];
     let started = cli
-        .run(
-            &[
-                "--json",
-                "instances",
-                "start",
-                "echo",
-                "--input",
-                r#"{"scenario": "wait", "event": "go"}"#,
-                "--idempotency-key",
-                "k-1",
-            ],
-            &[],
-        )
+        .run(&[&["--json"][..], &start].concat(), &[])
         .await
         .expect(0, "instances start")
         .json();
@@ -33,18 +30,7 @@ async fn an_instance_starts_once_per_key_and_completes_when_signalled() {
     assert_eq!(started["function"], "echo");
     assert_eq!(started["idempotency_key"], "k-1");
     let again = cli
-        .run(
-            &[
-                "instances",
-                "start",
-                "echo",
-                "--input",
-                r#"{"scenario": "wait", "event": "go"}"#,
-                "--idempotency-key",
-                "k-1",
-            ],
-            &[],
-        )
+        .run(&start, &[])
         .await
         .expect(0, "instances start again with the same key");
     assert_eq!(
