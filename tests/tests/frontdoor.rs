@@ -12,8 +12,8 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use instances::{Instances, InstancesConfig};
 use pool::{
-    FunctionLogs, FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, PoolFigures,
-    Runner,
+    FunctionBody, FunctionLogs, FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome,
+    PoolFigures, Runner,
 };
 use registry::{FunctionSettings, Registry, RegistryConfig};
 use store::{KeyRecord, NewTenant, Store, StoreConfig};
@@ -29,8 +29,11 @@ type Seen = Arc<Mutex<Vec<(Arc<FunctionTarget>, Invocation)>>>;
 #[derive(Clone)]
 struct FakeRunner {
     seen: Seen,
-    answer: Arc<Mutex<Result<FunctionResponse, InvokeError>>>,
+    answer: Arc<Mutex<Result<Canned, InvokeError>>>,
 }
+
+/// The fake's whole response: status, headers, body.
+type Canned = (StatusCode, HeaderMap, Bytes);
 
 impl Runner for FakeRunner {
     async fn invoke(
@@ -40,8 +43,12 @@ impl Runner for FakeRunner {
     ) -> Result<InvokeOutcome, InvokeError> {
         self.seen.lock().unwrap().push((target, invocation));
         let answer = self.answer.lock().unwrap().clone();
-        answer.map(|response| InvokeOutcome {
-            response,
+        answer.map(|(status, headers, body)| InvokeOutcome {
+            response: FunctionResponse {
+                status,
+                headers,
+                body: FunctionBody::Full(body),
+            },
             cold: false,
             container: "fake".into(),
             in_function: Duration::from_millis(1),
@@ -110,14 +117,14 @@ async fn harness() -> Harness {
         .unwrap();
     let runner = FakeRunner {
         seen: Arc::default(),
-        answer: Arc::new(Mutex::new(Ok(FunctionResponse {
-            status: StatusCode::CREATED,
-            headers: HeaderMap::from_iter([(
+        answer: Arc::new(Mutex::new(Ok((
+            StatusCode::CREATED,
+            HeaderMap::from_iter([(
                 http::header::HeaderName::from_static("x-fake"),
                 "yes".parse().unwrap(),
             )]),
-            body: Bytes::from_static(b"from the fake"),
-        }))),
+            Bytes::from_static(b"from the fake"),
+        )))),
     };
     let config = AppConfig {
         body_limit: 1024,

@@ -15,16 +15,22 @@ use crate::error::ApiError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Every response body: whole (`full_body`) or streamed from a channel (`streamed_body`).
-pub type ResponseBody = UnsyncBoxBody<Bytes, Infallible>;
+/// Every response body: whole (`full_body`), streamed from a channel (`streamed_body`), or
+/// a function's streamed response, which may fail midway (the connection is then aborted,
+/// so the caller never takes a cut body for a whole one).
+pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
 pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
-    Full::new(bytes.into()).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A body whose chunks arrive on a channel; it ends when every sender is gone.
 pub fn streamed_body(chunks: mpsc::Receiver<Bytes>) -> ResponseBody {
-    ChannelBody { chunks }.boxed_unsync()
+    ChannelBody { chunks }
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 struct ChannelBody {

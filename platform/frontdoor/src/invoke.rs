@@ -2,10 +2,11 @@
 
 use std::time::Instant;
 
-use crate::body::{ResponseBody, full_body};
+use crate::body::{BoxError, ResponseBody, full_body};
 use auth::AuthError;
 use http::{Request, Response, StatusCode};
-use pool::{Invocation, Runner};
+use http_body_util::BodyExt;
+use pool::{FunctionBody, Invocation, Runner};
 use registry::VersionSelector;
 
 use crate::body::RequestBody;
@@ -175,9 +176,20 @@ where
             ],
         );
     }
-    let mut response = Response::new(full_body(outcome.response.body));
+    let streamed = matches!(outcome.response.body, FunctionBody::Streamed(_));
+    let body = match outcome.response.body {
+        FunctionBody::Full(bytes) => full_body(bytes),
+        FunctionBody::Streamed(stream) => stream.map_err(BoxError::from).boxed_unsync(),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = outcome.response.status;
     *response.headers_mut() = outcome.response.headers;
+    if streamed {
+        // A proxy in front (nginx) passes each chunk on at once instead of buffering.
+        response
+            .headers_mut()
+            .insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    }
     Ok(response)
 }
 

@@ -89,8 +89,11 @@ impl<R: Runner> Shared<R> {
         {
             Ok(Some(target)) => {
                 let invocation = self.invocation(instance);
-                let result = self.runner.invoke(target, invocation).await;
-                self.next_after(result.map(|outcome| outcome.response.body))
+                let output = match self.runner.invoke(target, invocation).await {
+                    Ok(outcome) => outcome.response.body.collect(self.value_limit).await,
+                    Err(error) => Err(error),
+                };
+                self.next_after(output)
             }
             Ok(None) => Next::Finish(failed(
                 "function_deleted",

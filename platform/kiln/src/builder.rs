@@ -34,7 +34,12 @@ pub struct Limits {
     pub image_archive_bytes: u64,
     /// Largest a container image may be once unpacked (the sum of its file sizes).
     pub image_rootfs_bytes: u64,
+    /// Largest response body a function sends with `Content-Length`.
     pub response_bytes: usize,
+    /// A streamed (chunked) response is cut after this long without a chunk...
+    pub stream_idle_timeout: Duration,
+    /// ...or this long in all.
+    pub stream_max_duration: Duration,
     /// Callers that may wait per function version once it is at max concurrency.
     pub queue_limit: usize,
     pub queue_timeout: Duration,
@@ -62,6 +67,8 @@ impl Default for Limits {
             image_archive_bytes: 1 << 30,
             image_rootfs_bytes: 4 << 30,
             response_bytes: 6 << 20,
+            stream_idle_timeout: Duration::from_secs(30),
+            stream_max_duration: Duration::from_secs(15 * 60),
             queue_limit: 100,
             queue_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),

@@ -12,7 +12,7 @@ use frontdoor::{App, AppConfig, AppParts, ServerConfig};
 use instances::{Instances, InstancesConfig};
 use kiln_types::NetworkMode;
 use network::{EgressConfig, EgressNetwork};
-use pool::{Dispatcher, DispatcherConfig, FunctionLogs};
+use pool::{Dispatcher, DispatcherConfig, FunctionLogs, StreamLimits};
 use registry::{ImageLimits, Registry, RegistryConfig};
 use sandbox::Sandbox;
 use store::{Store, StoreConfig};
@@ -117,6 +117,10 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
             run_dir: data_dir.join("run"),
             logs: logs.clone(),
             response_limit: limits.response_bytes,
+            stream_limits: StreamLimits {
+                idle_timeout: limits.stream_idle_timeout,
+                max_duration: limits.stream_max_duration,
+            },
             queue_limit: limits.queue_limit,
             queue_timeout: limits.queue_timeout,
             tmpfs_bytes: 16 << 20,

@@ -24,6 +24,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             image_archive_bytes: config.image_archive_limit as u64,
             image_rootfs_bytes: config.image_rootfs_limit as u64,
             response_bytes: config.response_limit,
+            stream_idle_timeout: config.stream_idle_timeout,
+            stream_max_duration: config.stream_max_duration,
             queue_limit: config.queue_limit,
             queue_timeout: config.queue_timeout,
             header_read_timeout: config.header_read_timeout,

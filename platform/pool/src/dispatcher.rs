@@ -20,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::container::Container;
 use crate::logs::FunctionLogs;
 use crate::pool::{Handoff, Lease, Pool};
-use crate::runtime_api::Assignment;
-use crate::{FunctionResponse, FunctionTarget, Invocation, InvokeError, InvokeOutcome, Runner};
+use crate::response_stream::{StreamEnd, StreamLimits};
+use crate::runtime_api::{Answer, Assignment};
+use crate::{FunctionTarget, Invocation, InvokeError, InvokeOutcome, Runner};
 
 /// Settings shared by every pool.
 #[derive(Clone)]
@@ -30,7 +31,9 @@ pub struct DispatcherConfig {
     pub run_dir: PathBuf,
     /// Where the functions' stdout and stderr go.
     pub logs: FunctionLogs,
+    /// The longest response body sent with `Content-Length`.
     pub response_limit: usize,
+    pub stream_limits: StreamLimits,
     /// Callers that may wait per function version once it is at max concurrency.
     pub queue_limit: usize,
     /// How long a queued caller waits before getting "busy".
@@ -213,25 +216,30 @@ impl Dispatcher {
                 .run_on(&container, invocation, deadline, target.limits.timeout)
                 .await;
             let in_function = handed.elapsed();
-            pool.end_busy();
-            let healthy = matches!(
-                &result,
-                Ok(_)
-                    | Err(InvokeError::FunctionError { .. }
-                        | InvokeError::ResponseTooLarge { .. }
-                        | InvokeError::Suspended)
-            );
-            let back =
-                healthy && !container.died.is_cancelled() && !self.inner.closing.load(Ordering::SeqCst);
-            let leftover = if back {
-                pool.put_back(container.clone())
-            } else {
-                Some(container.clone())
+            let response = match result {
+                Ok(Answer {
+                    response,
+                    stream_end: Some(stream_end),
+                }) => {
+                    self.release_after_stream(pool, container.clone(), stream_end);
+                    response
+                }
+                Ok(Answer { response, .. }) => {
+                    self.release(&pool, &container, true);
+                    response
+                }
+                Err(error) => {
+                    let healthy = matches!(
+                        error,
+                        InvokeError::FunctionError { .. }
+                            | InvokeError::ResponseTooLarge { .. }
+                            | InvokeError::Suspended
+                    );
+                    self.release(&pool, &container, healthy);
+                    return Err(error);
+                }
             };
-            if let Some(container) = leftover {
-                self.retire(&pool, &container);
-            }
-            return result.map(|response| InvokeOutcome {
+            return Ok(InvokeOutcome {
                 response,
                 cold,
                 container: container.id.clone(),
@@ -241,6 +249,42 @@ impl Dispatcher {
             });
         }
         Err(busy())
+    }
+
+    /// Ends a container's invocation: it goes back to its pool if it is `healthy` and may
+    /// serve again, else it is retired.
+    fn release(&self, pool: &Pool, container: &Arc<Container>, healthy: bool) {
+        pool.end_busy();
+        let back = healthy && !container.died.is_cancelled() && !self.inner.closing.load(Ordering::SeqCst);
+        let leftover = if back {
+            pool.put_back(container.clone())
+        } else {
+            Some(container.clone())
+        };
+        if let Some(container) = leftover {
+            self.retire(pool, &container);
+        }
+    }
+
+    /// Keeps a container busy while its streamed response runs, then releases it: a stream
+    /// that was cut (the function went quiet, ran too long or broke off) retires it.
+    fn release_after_stream(
+        &self,
+        pool: Arc<Pool>,
+        container: Arc<Container>,
+        stream_end: oneshot::Receiver<StreamEnd>,
+    ) {
+        let dispatcher = self.clone();
+        tokio::spawn(async move {
+            let end = tokio::select! {
+                end = stream_end => end.ok(),
+                _ = container.died.cancelled() => None,
+            };
+            let outcome = end.as_ref().map_or("function_gone", StreamEnd::outcome);
+            dispatcher.inner.config.metrics.streamed_response(outcome);
+            let reusable = end.as_ref().is_some_and(StreamEnd::container_reusable);
+            dispatcher.release(&pool, &container, reusable);
+        });
     }
 
     /// Waits for capacity until the queue timeout or the caller's deadline, whichever is first.
@@ -282,7 +326,7 @@ impl Dispatcher {
         invocation: Invocation,
         deadline: tokio::time::Instant,
         timeout: Duration,
-    ) -> Result<FunctionResponse, InvokeError> {
+    ) -> Result<Answer, InvokeError> {
         let (respond, response) = oneshot::channel();
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let assignment = Assignment {

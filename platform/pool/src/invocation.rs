@@ -9,7 +9,9 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use thiserror::Error;
 
-use crate::{DurableSession, FunctionTarget, PoolFigures};
+use http_body_util::BodyExt;
+
+use crate::{DurableSession, FunctionTarget, PoolFigures, ResponseStream};
 
 /// The caller's request, already authorised and with Kiln's own headers removed.
 #[derive(Debug, Clone)]
@@ -25,11 +27,39 @@ pub struct Invocation {
 }
 
 /// The function's answer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FunctionResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    pub body: Bytes,
+    pub body: FunctionBody,
+}
+
+/// A response body as the function sent it.
+#[derive(Debug)]
+pub enum FunctionBody {
+    /// Sent with `Content-Length`, read whole (within the response limit).
+    Full(Bytes),
+    /// Sent chunked: forwarded as it arrives, within the stream limits.
+    Streamed(ResponseStream),
+}
+
+impl FunctionBody {
+    /// The whole body, for callers that need it at once (a durable instance's output): a
+    /// streamed body is read up to `limit` bytes; a longer one is `ResponseTooLarge`, a cut
+    /// one `Crashed`.
+    pub async fn collect(self, limit: usize) -> Result<Bytes, InvokeError> {
+        let stream = match self {
+            FunctionBody::Full(bytes) => return Ok(bytes),
+            FunctionBody::Streamed(stream) => stream,
+        };
+        match http_body_util::Limited::new(stream, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                Err(InvokeError::ResponseTooLarge { limit })
+            }
+            Err(error) => Err(InvokeError::Crashed(error.to_string())),
+        }
+    }
 }
 
 /// A successful invocation and how it was served.

@@ -140,7 +140,9 @@ impl Dispatcher {
                 let _ = std::fs::remove_dir_all(&runtime_dir);
                 start_failed("output capture", &error)
             })?;
-        let (channel, assign) = RuntimeChannel::new(self.inner.config.response_limit, &id, attribution);
+        let config = &self.inner.config;
+        let (channel, assign) =
+            RuntimeChannel::new(config.response_limit, config.stream_limits, &id, attribution);
         let server = tokio::spawn(serve_runtime_api(listener, channel)).abort_handle();
         let container = Arc::new(Container {
             id: id.clone(),

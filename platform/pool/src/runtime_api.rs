@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, HOST};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -21,13 +21,17 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::logs::{Attribution, SharedAttribution};
+use crate::response_stream::{StreamEnd, StreamLimits, response_stream};
 use crate::runtime_error::{RuntimeApiError, json_body};
 use crate::runtime_messages::{
     ERROR_REPORT_LIMIT, ErrorReport, parse_durable_call, response_status, unix_ms,
 };
 use crate::{
-    DurableCall, DurableError, DurableReply, DurableSession, FunctionResponse, Invocation, InvokeError,
+    DurableCall, DurableError, DurableReply, DurableSession, FunctionBody, FunctionResponse, Invocation,
+    InvokeError,
 };
+#[cfg(test)]
+use crate::{ResponseStream, StreamCut};
 
 /// Room for a durable call's key and framing on top of its value.
 const DURABLE_ENVELOPE_LIMIT: usize = 4096;
@@ -36,10 +40,18 @@ const DURABLE_ENVELOPE_LIMIT: usize = 4096;
 pub(crate) struct Assignment {
     pub invocation: Invocation,
     pub deadline_ms: u64,
-    pub respond: oneshot::Sender<Result<FunctionResponse, InvokeError>>,
+    pub respond: Responder,
 }
 
-type Responder = oneshot::Sender<Result<FunctionResponse, InvokeError>>;
+/// The function's response, and for a streamed body, word of how the stream ended (the
+/// container is busy until then).
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub response: FunctionResponse,
+    pub stream_end: Option<oneshot::Receiver<StreamEnd>>,
+}
+
+pub(crate) type Responder = oneshot::Sender<Result<Answer, InvokeError>>;
 
 /// The invocation a container is working on.
 struct Current {
@@ -56,6 +68,7 @@ pub(crate) struct RuntimeChannel {
     current: parking_lot::Mutex<Option<Current>>,
     next_invocation_id: AtomicU64,
     response_limit: usize,
+    stream_limits: StreamLimits,
     /// The container's id, in the invocation ids its log lines carry.
     container: String,
     /// What the container's log lines are attributed to: the invocation last handed out.
@@ -65,6 +78,7 @@ pub(crate) struct RuntimeChannel {
 impl RuntimeChannel {
     pub(crate) fn new(
         response_limit: usize,
+        stream_limits: StreamLimits,
         container: &str,
         attribution: SharedAttribution,
     ) -> (Arc<RuntimeChannel>, mpsc::Sender<Assignment>) {
@@ -74,13 +88,14 @@ impl RuntimeChannel {
             current: parking_lot::Mutex::new(None),
             next_invocation_id: AtomicU64::new(1),
             response_limit,
+            stream_limits,
             container: container.to_owned(),
             attribution,
         };
         (Arc::new(channel), sender)
     }
 
-    fn complete(&self, id: u64, outcome: Result<FunctionResponse, InvokeError>) -> bool {
+    fn complete(&self, id: u64, outcome: Result<Answer, InvokeError>) -> bool {
         let mut current = self.current.lock();
         match current.take() {
             Some(Current {
@@ -210,6 +225,8 @@ async fn next_invocation(channel: &RuntimeChannel) -> Result<Response<Full<Bytes
     Ok(response)
 }
 
+/// A body sent with `Content-Length` is read whole, within the response limit; a chunked one
+/// is streamed to the caller as it arrives, and this request ends when the stream does.
 async fn post_response(
     channel: &RuntimeChannel,
     id: u64,
@@ -220,6 +237,15 @@ async fn post_response(
     }
     let status = response_status(request.headers().get("kiln-status")).ok_or(RuntimeApiError::BadStatus)?;
     let (parts, body) = request.into_parts();
+    let mut headers = HeaderMap::new();
+    for (name, value) in &parts.headers {
+        if is_forwardable(name) && name != HOST {
+            headers.append(name, value.clone());
+        }
+    }
+    if parts.headers.contains_key(TRANSFER_ENCODING) {
+        return stream_response(channel, id, status, headers, body).await;
+    }
     let body = match Limited::new(body, channel.response_limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
@@ -234,23 +260,53 @@ async fn post_response(
             });
         }
     };
-    let mut headers = HeaderMap::new();
-    for (name, value) in &parts.headers {
-        if is_forwardable(name) && name != HOST {
-            headers.append(name, value.clone());
-        }
-    }
-    if channel.complete(
-        id,
-        Ok(FunctionResponse {
-            status,
-            headers,
-            body,
-        }),
-    ) {
+    let response = FunctionResponse {
+        status,
+        headers,
+        body: FunctionBody::Full(body),
+    };
+    let answer = Answer {
+        response,
+        stream_end: None,
+    };
+    if channel.complete(id, Ok(answer)) {
         Ok(accepted())
     } else {
         Err(RuntimeApiError::UnknownInvocation)
+    }
+}
+
+/// Hands the caller a streamed body and feeds it from `body` until the stream ends.
+async fn stream_response(
+    channel: &RuntimeChannel,
+    id: u64,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Incoming,
+) -> Result<Response<Full<Bytes>>, RuntimeApiError> {
+    let (feed, stream) = response_stream();
+    let (end_sender, stream_end) = oneshot::channel();
+    let answer = Answer {
+        response: FunctionResponse {
+            status,
+            headers,
+            body: FunctionBody::Streamed(stream),
+        },
+        stream_end: Some(stream_end),
+    };
+    if !channel.complete(id, Ok(answer)) {
+        return Err(RuntimeApiError::UnknownInvocation);
+    }
+    let end = feed.pump(body, channel.stream_limits).await;
+    let _ = end_sender.send(end.clone());
+    match end {
+        StreamEnd::Completed => Ok(accepted()),
+        StreamEnd::Cut(StreamCut::FunctionFailed(error_type)) => {
+            tracing::info!(%error_type, "function reported an error mid-stream");
+            Ok(accepted())
+        }
+        StreamEnd::CallerGone => Err(RuntimeApiError::CallerGone),
+        StreamEnd::Cut(cut) => Err(RuntimeApiError::StreamCut(cut)),
     }
 }
 

@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::DurableError;
+use crate::response_stream::StreamCut;
 
 #[derive(Debug)]
 pub(crate) enum RuntimeApiError {
@@ -26,6 +27,9 @@ pub(crate) enum RuntimeApiError {
     },
     StoreUnavailable(String),
     ValueRejected(String),
+    /// The caller of a streamed response went away.
+    CallerGone,
+    StreamCut(StreamCut),
 }
 
 impl RuntimeApiError {
@@ -70,16 +74,30 @@ impl RuntimeApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message.clone())
             }
             RuntimeApiError::ValueRejected(message) => (StatusCode::BAD_REQUEST, "value_rejected", message.clone()),
+            RuntimeApiError::CallerGone => (
+                StatusCode::GONE,
+                "caller_gone",
+                "the caller closed the connection; ask for the next invocation".into(),
+            ),
+            RuntimeApiError::StreamCut(cut) => (StatusCode::REQUEST_TIMEOUT, "stream_cut", cut.to_string()),
         }
     }
 
     /// `{"error": {"code", "message"}}` with the status for this refusal.
     pub(crate) fn into_response(self) -> Response<Full<Bytes>> {
+        // The rest of a stream's body is never read: the connection cannot carry another request.
+        let unread_body = matches!(self, RuntimeApiError::CallerGone | RuntimeApiError::StreamCut(_));
         let (status, code, message) = self.status_code_message();
-        json_body(
+        let mut response = json_body(
             status,
             &serde_json::json!({"error": {"code": code, "message": message}}),
-        )
+        );
+        if unread_body {
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

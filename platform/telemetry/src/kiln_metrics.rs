@@ -52,6 +52,7 @@ struct Families {
     egress_refused: CounterFamily,
     connection_refusals: CounterFamily,
     auth_failures: CounterFamily,
+    streamed_responses: CounterFamily,
 }
 
 /// Levels read at scrape time from the parts that hold them.
@@ -175,6 +176,11 @@ impl Metrics {
                     "Requests that needed a credential and did not pass, by outcome: failed (answered 401, counted against the client address), refused (answered 429 too_many_auth_failures, unchecked, because the address was past KILN_AUTH_FAILURES_PER_MINUTE).",
                     &["outcome"],
                 ),
+                streamed_responses: CounterFamily::new(
+                    "kiln_streamed_responses_total",
+                    "Streamed (chunked) function responses by how they ended: completed, caller_gone (the function's next write fails; its container is kept), idle_timeout, too_long or function_gone (the caller's response is cut; the container is replaced).",
+                    &["outcome"],
+                ),
             }),
         }
     }
@@ -264,6 +270,10 @@ impl Metrics {
         self.inner.auth_failures.add(&[outcome], 1);
     }
 
+    pub fn streamed_response(&self, outcome: &str) {
+        self.inner.streamed_responses.add(&[outcome], 1);
+    }
+
     pub fn checkpoint(&self, outcome: &str) {
         self.inner.checkpoints.add(&[outcome], 1);
     }
@@ -306,6 +316,7 @@ impl Metrics {
             &families.egress_refused,
             &families.connection_refusals,
             &families.auth_failures,
+            &families.streamed_responses,
         ] {
             counters.register(&mut registry);
         }

@@ -2,6 +2,7 @@
 //! each answer read back whole, the caller's side seen through the assignment's channel.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use http::{HeaderValue, Method};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,6 +10,9 @@ use tokio::net::UnixStream;
 
 use super::*;
 use crate::logs::Attribution;
+
+/// How long the test's streams may go without a chunk.
+const STREAM_IDLE: Duration = Duration::from_millis(300);
 
 /// A runtime API served on a socket of its own, with the way to hand it work.
 struct Served {
@@ -30,7 +34,11 @@ impl Served {
         let _ = std::fs::remove_file(&socket);
         let listener = UnixListener::bind(&socket).expect("a socket");
         let attribution: SharedAttribution = Arc::new(parking_lot::Mutex::new(Attribution::default()));
-        let (channel, assignments) = RuntimeChannel::new(response_limit, "c1", attribution.clone());
+        let limits = StreamLimits {
+            idle_timeout: STREAM_IDLE,
+            max_duration: Duration::from_secs(60),
+        };
+        let (channel, assignments) = RuntimeChannel::new(response_limit, limits, "c1", attribution.clone());
         let server = tokio::spawn(serve_runtime_api(listener, channel));
         Served {
             socket,
@@ -41,7 +49,7 @@ impl Served {
     }
 
     /// Hands out one invocation; the receiver gets what the function answers.
-    async fn assign(&self, path: &str) -> oneshot::Receiver<Result<FunctionResponse, InvokeError>> {
+    async fn assign(&self, path: &str) -> oneshot::Receiver<Result<Answer, InvokeError>> {
         let mut headers = HeaderMap::new();
         headers.insert("x-caller", HeaderValue::from_static("yes"));
         headers.insert("connection", HeaderValue::from_static("keep-alive"));
@@ -76,13 +84,13 @@ impl Drop for Served {
 }
 
 /// One answer of the runtime API: status, head text (lower-cased), body.
-struct Answer {
+struct Reply {
     status: u16,
     head: String,
     body: Vec<u8>,
 }
 
-async fn call(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+async fn call(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut stream = UnixStream::connect(socket).await.expect("the runtime socket");
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -91,6 +99,10 @@ async fn call(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)],
     request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
     stream.write_all(request.as_bytes()).await.unwrap();
     stream.write_all(body).await.unwrap();
+    read_reply(&mut stream).await
+}
+
+async fn read_reply(stream: &mut UnixStream) -> Reply {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
     let split = raw
@@ -99,14 +111,14 @@ async fn call(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)],
         .expect("a head");
     let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
     let status = head[9..12].parse().expect("a status");
-    Answer {
+    Reply {
         status,
         head,
         body: raw[split + 4..].to_vec(),
     }
 }
 
-fn code(answer: &Answer) -> String {
+fn code(answer: &Reply) -> String {
     let body: serde_json::Value = serde_json::from_slice(&answer.body).expect("a JSON error");
     body["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
@@ -147,11 +159,12 @@ async fn next_hands_out_the_invocation_and_a_response_reaches_its_caller() {
     )
     .await;
     assert_eq!(posted.status, 202);
-    let response = answer.await.expect("an answer").expect("a response");
-    assert_eq!(
-        (response.status.as_u16(), response.body.as_ref()),
-        (201, &b"made"[..])
-    );
+    let Answer { response, stream_end } = answer.await.expect("an answer").expect("a response");
+    let FunctionBody::Full(body) = response.body else {
+        panic!("a Content-Length body is read whole");
+    };
+    assert_eq!((response.status.as_u16(), body.as_ref()), (201, &b"made"[..]));
+    assert!(stream_end.is_none());
     assert_eq!(response.headers.get("x-answer").unwrap(), "42");
     assert!(response.headers.get("kiln-private").is_none());
     // Answered once: a second response names an invocation no longer in flight.
@@ -232,4 +245,144 @@ async fn an_oversized_response_fails_the_invocation_and_a_retired_channel_says_s
         (retired.status, code(&retired)),
         (503, "container_retiring".to_owned())
     );
+}
+
+/// Starts a chunked response to invocation 1 and returns the function's open connection.
+async fn start_stream(socket: &Path) -> UnixStream {
+    let mut stream = UnixStream::connect(socket).await.expect("the runtime socket");
+    let head = "POST /v1/invocation/1/response HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\nKiln-Status: 200\r\n\
+                Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+async fn send_chunk(stream: &mut UnixStream, data: &[u8]) -> std::io::Result<()> {
+    stream
+        .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+        .await?;
+    stream.write_all(data).await?;
+    stream.write_all(b"\r\n").await
+}
+
+/// The caller's side of a streamed answer: its stream, and word of how it ended.
+async fn streamed(
+    answer: oneshot::Receiver<Result<Answer, InvokeError>>,
+) -> (ResponseStream, oneshot::Receiver<StreamEnd>) {
+    let Answer { response, stream_end } = answer.await.expect("an answer").expect("a response");
+    assert_eq!(response.headers.get("content-type").unwrap(), "text/event-stream");
+    let FunctionBody::Streamed(stream) = response.body else {
+        panic!("a chunked body is streamed");
+    };
+    (stream, stream_end.expect("a streamed answer says when it ends"))
+}
+
+async fn next_chunk(stream: &mut ResponseStream) -> Option<Result<Bytes, StreamCut>> {
+    let frame = tokio::time::timeout(Duration::from_secs(5), stream.frame())
+        .await
+        .expect("the stream moves within 5 s")?;
+    Some(frame.map(|frame| frame.into_data().expect("only data frames")))
+}
+
+#[tokio::test]
+async fn a_chunked_response_reaches_the_caller_chunk_by_chunk() {
+    let served = Served::start(8);
+    let answer = served.assign("/").await;
+    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
+    let mut function = start_stream(&served.socket).await;
+    send_chunk(&mut function, b"data: one\n\n").await.unwrap();
+    let (mut caller, stream_end) = streamed(answer).await;
+    // The first chunk arrives while the function has not sent the second: nothing is buffered.
+    assert_eq!(
+        next_chunk(&mut caller).await.unwrap().unwrap(),
+        &b"data: one\n\n"[..]
+    );
+    // Longer than the Content-Length limit of 8 bytes: that limit is not a stream's.
+    send_chunk(&mut function, b"data: two, longer\n\n").await.unwrap();
+    assert_eq!(
+        next_chunk(&mut caller).await.unwrap().unwrap(),
+        &b"data: two, longer\n\n"[..]
+    );
+    function.write_all(b"0\r\n\r\n").await.unwrap();
+    assert!(next_chunk(&mut caller).await.is_none(), "the stream ends cleanly");
+    assert_eq!(read_reply(&mut function).await.status, 202);
+    assert_eq!(stream_end.await.unwrap(), StreamEnd::Completed);
+}
+
+#[tokio::test]
+async fn a_caller_that_leaves_ends_the_functions_request() {
+    let served = Served::start(1024);
+    let answer = served.assign("/").await;
+    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
+    let mut function = start_stream(&served.socket).await;
+    send_chunk(&mut function, b"first").await.unwrap();
+    let (mut caller, stream_end) = streamed(answer).await;
+    assert!(next_chunk(&mut caller).await.is_some());
+    drop(caller);
+    assert_eq!(stream_end.await.unwrap(), StreamEnd::CallerGone);
+    let reply = read_reply(&mut function).await;
+    assert_eq!((reply.status, code(&reply)), (410, "caller_gone".to_owned()));
+    assert!(reply.head.contains("connection: close"), "{}", reply.head);
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_quiet_is_cut_and_the_caller_sees_an_error() {
+    let served = Served::start(1024);
+    let answer = served.assign("/").await;
+    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
+    let mut function = start_stream(&served.socket).await;
+    send_chunk(&mut function, b"first").await.unwrap();
+    let (mut caller, stream_end) = streamed(answer).await;
+    assert!(next_chunk(&mut caller).await.is_some());
+    // Nothing more for longer than STREAM_IDLE.
+    assert_eq!(
+        next_chunk(&mut caller).await.unwrap().unwrap_err(),
+        StreamCut::Idle(STREAM_IDLE)
+    );
+    assert_eq!(
+        stream_end.await.unwrap(),
+        StreamEnd::Cut(StreamCut::Idle(STREAM_IDLE))
+    );
+    let reply = read_reply(&mut function).await;
+    assert_eq!((reply.status, code(&reply)), (408, "stream_cut".to_owned()));
+}
+
+#[tokio::test]
+async fn a_function_that_breaks_off_mid_stream_cuts_the_callers_body() {
+    let served = Served::start(1024);
+    let answer = served.assign("/").await;
+    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
+    let mut function = start_stream(&served.socket).await;
+    send_chunk(&mut function, b"first").await.unwrap();
+    let (mut caller, stream_end) = streamed(answer).await;
+    assert!(next_chunk(&mut caller).await.is_some());
+    drop(function);
+    assert!(matches!(
+        next_chunk(&mut caller).await,
+        Some(Err(StreamCut::FunctionGone(_)))
+    ));
+    assert!(matches!(
+        stream_end.await.unwrap(),
+        StreamEnd::Cut(StreamCut::FunctionGone(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_function_that_reports_an_error_mid_stream_cuts_the_callers_body_and_stays_usable() {
+    let served = Served::start(1024);
+    let answer = served.assign("/").await;
+    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
+    let mut function = start_stream(&served.socket).await;
+    send_chunk(&mut function, b"first").await.unwrap();
+    let (mut caller, stream_end) = streamed(answer).await;
+    assert!(next_chunk(&mut caller).await.is_some());
+    function
+        .write_all(b"0\r\nKiln-Stream-Error: UpstreamFailed\r\n\r\n")
+        .await
+        .unwrap();
+    let failed = StreamCut::FunctionFailed("UpstreamFailed".into());
+    assert_eq!(next_chunk(&mut caller).await.unwrap().unwrap_err(), failed);
+    assert_eq!(read_reply(&mut function).await.status, 202);
+    let end = stream_end.await.unwrap();
+    assert_eq!(end, StreamEnd::Cut(failed));
+    assert!(end.container_reusable());
 }
