@@ -108,6 +108,27 @@ impl Streaming {
     }
 }
 
+impl Streaming {
+    /// The next piece of the body as it arrives: `None` when the body ended cleanly, an
+    /// error when the connection was cut midway; panics after `within` without either.
+    pub async fn next_data(&mut self, within: std::time::Duration) -> Option<Result<Bytes, String>> {
+        loop {
+            let frame = tokio::time::timeout(within, self.body.frame())
+                .await
+                .unwrap_or_else(|_| panic!("nothing arrived for {within:?}; got: {}", self.received))?;
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.received.push_str(&String::from_utf8_lossy(&data));
+                        return Some(Ok(data));
+                    }
+                }
+                Err(error) => return Some(Err(error.to_string())),
+            }
+        }
+    }
+}
+
 pub(crate) async fn open_stream(
     client: &Client<HttpConnector, Full<Bytes>>,
     url: &str,

@@ -8,7 +8,7 @@ use std::io::{self, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use crate::http::{self, HttpResponse, ReadError};
+use crate::http::{self, HttpResponse, ReadError, RequestFraming};
 
 /// Bodies up to this size are written together with the request head in one write.
 const COALESCE_LIMIT: usize = 16 * 1024;
@@ -48,7 +48,7 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> io::Result<HttpResponse> {
-        let head = http::encode_head(method, target, headers, body.len())?;
+        let head = http::encode_head(method, target, headers, RequestFraming::Length(body.len()))?;
         if let Some(mut kept) = self.connection.take() {
             match exchange(&mut kept, &head, body) {
                 Ok(response) => return Ok(self.keep(kept, response)),
@@ -75,11 +75,70 @@ impl Client {
         response
     }
 
+    /// Starts a request whose body follows in chunks, on a connection of its own: a kept one
+    /// may have gone stale, and a streamed body cannot be sent again.
+    pub fn start_chunked(&mut self, target: &str, headers: &[(&str, &str)]) -> io::Result<ChunkedRequest> {
+        let head = http::encode_head("POST", target, headers, RequestFraming::Chunked)?;
+        let mut connection = open(&self.path)?;
+        connection.get_mut().write_all(&head)?;
+        Ok(ChunkedRequest { connection })
+    }
+
     fn context(&self, method: &str, target: &str, error: io::Error) -> io::Error {
         io::Error::new(
             error.kind(),
             format!("{method} {target} on {}: {error}", self.path.display()),
         )
+    }
+}
+
+/// A request whose body is being sent in chunks; its connection closes with it.
+#[derive(Debug)]
+pub(crate) struct ChunkedRequest {
+    connection: BufReader<UnixStream>,
+}
+
+impl ChunkedRequest {
+    /// Sends `data` as one chunk, at once.
+    pub fn send_chunk(&mut self, data: &[u8]) -> io::Result<()> {
+        if data.is_empty() {
+            // An empty chunk would end the body.
+            return Ok(());
+        }
+        let size = format!("{:x}\r\n", data.len());
+        let stream = self.connection.get_mut();
+        if data.len() <= COALESCE_LIMIT {
+            let mut chunk = Vec::with_capacity(size.len() + data.len() + 2);
+            chunk.extend_from_slice(size.as_bytes());
+            chunk.extend_from_slice(data);
+            chunk.extend_from_slice(b"\r\n");
+            stream.write_all(&chunk)
+        } else {
+            stream.write_all(size.as_bytes())?;
+            stream.write_all(data)?;
+            stream.write_all(b"\r\n")
+        }
+    }
+
+    /// Ends the body, with `trailers` (checked like headers), and reads the response.
+    pub fn finish(mut self, trailers: &[(&str, &str)]) -> io::Result<HttpResponse> {
+        let mut end = b"0\r\n".to_vec();
+        for (name, value) in trailers {
+            http::check_field(name, value)?;
+            end.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        end.extend_from_slice(b"\r\n");
+        match self.connection.get_mut().write_all(&end) {
+            // Kiln stopped taking the body just now; its answer says why.
+            Err(error) if !http::is_disconnect(&error) => return Err(error),
+            _ => {}
+        }
+        self.response()
+    }
+
+    /// Reads the response Kiln sent, e.g. after it stopped taking the body.
+    pub fn response(mut self) -> io::Result<HttpResponse> {
+        Ok(http::read_response(&mut self.connection)?)
     }
 }
 

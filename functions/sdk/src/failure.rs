@@ -1,5 +1,6 @@
 //! A handler's report that it could not handle an invocation (`POST .../error`).
 
+use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::io;
@@ -60,6 +61,17 @@ impl fmt::Display for Failure {
 }
 
 impl Error for Failure {}
+
+/// What a caught panic said, for the `Panic` error type.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "the handler panicked".to_owned()
+    }
+}
 
 /// Appends `text` as a JSON string literal.
 fn push_json_string(json: &mut String, text: &str) {

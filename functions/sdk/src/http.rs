@@ -67,13 +67,22 @@ pub(crate) fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Op
         .map(|(_, value)| value.as_str())
 }
 
-/// Encodes a request head (request line, `Host: kiln`, `headers`, framing) for a body of
-/// `body_len` bytes. Fails with `InvalidInput` on a header that cannot be sent verbatim.
+/// How a request's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestFraming {
+    /// A body of this many bytes, sent whole.
+    Length(usize),
+    /// A body sent in chunks as it is produced.
+    Chunked,
+}
+
+/// Encodes a request head (request line, `Host: kiln`, `headers`, framing). Fails with
+/// `InvalidInput` on a header that cannot be sent verbatim.
 pub(crate) fn encode_head(
     method: &str,
     target: &str,
     headers: &[(&str, &str)],
-    body_len: usize,
+    framing: RequestFraming,
 ) -> io::Result<Vec<u8>> {
     if method.is_empty() || !method.bytes().all(is_tchar) {
         return Err(invalid_input(format!("bad request method {method:?}")));
@@ -94,8 +103,12 @@ pub(crate) fn encode_head(
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    if body_len > 0 || method != "GET" {
-        head.extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
+    match framing {
+        RequestFraming::Length(0) if method == "GET" => {}
+        RequestFraming::Length(length) => {
+            head.extend_from_slice(format!("Content-Length: {length}\r\n").as_bytes())
+        }
+        RequestFraming::Chunked => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
     }
     head.extend_from_slice(b"\r\n");
     Ok(head)
@@ -705,7 +718,7 @@ mod tests {
             "POST",
             "/v1/invocation/7/response",
             &[("Kiln-Status", "201"), ("x-a", "b")],
-            11,
+            RequestFraming::Length(11),
         )
         .unwrap();
         assert_eq!(
@@ -713,14 +726,18 @@ mod tests {
             "POST /v1/invocation/7/response HTTP/1.1\r\nHost: kiln\r\nKiln-Status: 201\r\nx-a: b\r\n\
              Content-Length: 11\r\n\r\n"
         );
-        let head = encode_head("GET", "/v1/invocation/next", &[], 0).unwrap();
+        let head = encode_head("GET", "/v1/invocation/next", &[], RequestFraming::Length(0)).unwrap();
         assert_eq!(head, b"GET /v1/invocation/next HTTP/1.1\r\nHost: kiln\r\n\r\n");
-        let head = encode_head("POST", "/x", &[], 0).unwrap();
+        let head = encode_head("POST", "/x", &[], RequestFraming::Length(0)).unwrap();
         assert!(
             String::from_utf8(head)
                 .unwrap()
                 .ends_with("Content-Length: 0\r\n\r\n")
         );
+        let head = encode_head("POST", "/x", &[], RequestFraming::Chunked).unwrap();
+        let head = String::from_utf8(head).unwrap();
+        assert!(head.ends_with("Transfer-Encoding: chunked\r\n\r\n"), "{head}");
+        assert!(!head.contains("Content-Length"), "{head}");
     }
 
     #[test]
@@ -733,11 +750,19 @@ mod tests {
             ("a", "x\r\nInjected: 1"),
             ("a", "x\0"),
         ] {
-            let error = encode_head("POST", "/x", &[(name, value)], 0).unwrap_err();
+            let error = encode_head("POST", "/x", &[(name, value)], RequestFraming::Length(0)).unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{name:?}: {value:?}");
         }
-        assert!(encode_head("POST", "/x", &[("a", "tab\tand caf\u{e9}")], 0).is_ok());
-        assert!(encode_head("POST", "/a b", &[], 0).is_err());
-        assert!(encode_head("PO ST", "/a", &[], 0).is_err());
+        assert!(
+            encode_head(
+                "POST",
+                "/x",
+                &[("a", "tab\tand caf\u{e9}")],
+                RequestFraming::Length(0)
+            )
+            .is_ok()
+        );
+        assert!(encode_head("POST", "/a b", &[], RequestFraming::Length(0)).is_err());
+        assert!(encode_head("PO ST", "/a", &[], RequestFraming::Length(0)).is_err());
     }
 }

@@ -57,6 +57,7 @@
 //!
 //! [`serve_all`] serves plain invocations and durable instances from one executable.
 
+mod body_writer;
 mod client;
 mod durable;
 mod failure;
@@ -67,10 +68,11 @@ mod response;
 mod runtime;
 mod serve;
 
+pub use body_writer::BodyWriter;
 pub use durable::{DurableReply, Interrupt, Wake};
 pub use failure::Failure;
 pub use instance::Instance;
 pub use invocation::Invocation;
-pub use response::Response;
+pub use response::{BodyProducer, Response};
 pub use runtime::{ApiError, DEFAULT_SOCKET, Runtime};
 pub use serve::{run, run_all, run_durable, serve, serve_all, serve_durable};

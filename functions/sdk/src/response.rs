@@ -1,4 +1,10 @@
-//! The response a function gives for one invocation: status, headers and body.
+//! The response a function gives for one invocation: status, headers and a body that is
+//! either whole or produced piece by piece (streamed to the caller as it is written).
+
+use std::fmt;
+
+use crate::body_writer::BodyWriter;
+use crate::failure::Failure;
 
 /// What the caller receives: built with [`Response::new`] and friends, posted by
 /// [`Runtime::respond`](crate::Runtime::respond).
@@ -10,11 +16,18 @@
 /// assert_eq!(response.headers()[0], ("content-type".to_owned(), "application/json".to_owned()));
 /// assert_eq!(response.body_bytes(), br#"{"ok":true}"#);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    body: Body,
+}
+
+/// Writes a streamed response's body; see [`Response::streamed`].
+pub type BodyProducer = Box<dyn FnOnce(&mut BodyWriter) -> Result<(), Failure>>;
+
+pub(crate) enum Body {
+    Whole(Vec<u8>),
+    Streamed(BodyProducer),
 }
 
 impl Response {
@@ -23,7 +36,41 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Body::Whole(Vec::new()),
+        }
+    }
+
+    /// A response whose body `produce` writes after the head is sent: each write reaches
+    /// the caller as it is made (server-sent events, progress, tokens of a long answer).
+    ///
+    /// - A write fails once the caller has gone away (or Kiln cut the stream for being idle
+    ///   or too long); return the error with `?` and the SDK goes on to the next invocation.
+    /// - An `Err` returned for any other reason, or a panic, ends the body early: the caller
+    ///   sees its connection cut rather than a body that looks whole, and the error type is
+    ///   logged by Kiln.
+    ///
+    /// ```no_run
+    /// use std::io::Write;
+    /// use kiln_sdk::Response;
+    ///
+    /// let response = Response::streamed(200, |body| {
+    ///     for step in 1..=3 {
+    ///         write!(body, "data: step {step}\n\n")?;
+    ///         std::thread::sleep(std::time::Duration::from_millis(100));
+    ///     }
+    ///     Ok(())
+    /// })
+    /// .header("content-type", "text/event-stream");
+    /// # let _ = response;
+    /// ```
+    pub fn streamed(
+        status: u16,
+        produce: impl FnOnce(&mut BodyWriter) -> Result<(), Failure> + 'static,
+    ) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Streamed(Box::new(produce)),
         }
     }
 
@@ -51,9 +98,9 @@ impl Response {
         self
     }
 
-    /// Sets the body.
+    /// Sets a whole body (in place of any body set before, streamed or not).
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Response {
-        self.body = body.into();
+        self.body = Body::Whole(body.into());
         self
     }
 
@@ -65,8 +112,21 @@ impl Response {
         &self.headers
     }
 
+    /// The whole body; empty for a streamed response.
     pub fn body_bytes(&self) -> &[u8] {
-        &self.body
+        match &self.body {
+            Body::Whole(bytes) => bytes,
+            Body::Streamed(_) => &[],
+        }
+    }
+
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.body, Body::Streamed(_))
+    }
+
+    /// Takes the body out, leaving an empty one.
+    pub(crate) fn take_body(&mut self) -> Body {
+        std::mem::replace(&mut self.body, Body::Whole(Vec::new()))
     }
 
     /// The headers that are actually sent (see [`Response::header`]).
@@ -87,6 +147,20 @@ impl Response {
                 let lower = name.to_ascii_lowercase();
                 !lower.starts_with("kiln-") && !SDK_OWNED.contains(&lower.as_str())
             })
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("Response");
+        debug
+            .field("status", &self.status)
+            .field("headers", &self.headers);
+        match &self.body {
+            Body::Whole(bytes) => debug.field("body", &String::from_utf8_lossy(bytes)),
+            Body::Streamed(_) => debug.field("body", &"<streamed>"),
+        };
+        debug.finish()
     }
 }
 
@@ -113,7 +187,13 @@ mod tests {
         let text = Response::text(200, "hi");
         assert_eq!(text.headers()[0].1, "text/plain; charset=utf-8");
         assert_eq!(text.body_bytes(), b"hi");
-        assert_eq!(Response::default(), Response::new(200));
+        assert_eq!(Response::default().status(), 200);
+        assert!(!text.is_streamed());
+        let streamed = Response::streamed(200, |_| Ok(())).header("x-a", "1");
+        assert!(streamed.is_streamed());
+        assert_eq!(streamed.body_bytes(), b"");
+        assert!(format!("{streamed:?}").contains("<streamed>"));
+        assert!(!streamed.body("whole").is_streamed());
     }
 
     #[test]

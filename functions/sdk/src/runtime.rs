@@ -4,13 +4,15 @@
 use std::error::Error;
 use std::fmt;
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
+use crate::body_writer::BodyWriter;
 use crate::client::Client;
-use crate::failure::Failure;
+use crate::failure::{Failure, panic_message};
 use crate::http::{self, HttpResponse};
 use crate::invocation::Invocation;
-use crate::response::Response;
+use crate::response::{Body, BodyProducer, Response};
 
 /// Where Kiln mounts the runtime socket when `KILN_RUNTIME_SOCKET` is not set.
 pub const DEFAULT_SOCKET: &str = "/run/kiln/runtime.sock";
@@ -91,11 +93,14 @@ impl Runtime {
         Invocation::from_next_response(response)
     }
 
-    /// Completes invocation `id` with `response`.
+    /// Completes invocation `id` with `response`; a streamed one is produced and sent
+    /// chunk by chunk before this returns.
     ///
     /// A status outside 200–599, or a header that cannot be sent, fails with
     /// `io::ErrorKind::InvalidInput` before anything is sent; the invocation stays open.
-    pub fn respond(&mut self, id: &str, response: Response) -> io::Result<()> {
+    /// When Kiln stops taking a streamed body (the caller left, or the stream was cut), the
+    /// error carries Kiln's answer as an [`ApiError`] (`410 caller_gone`, `408 stream_cut`).
+    pub fn respond(&mut self, id: &str, mut response: Response) -> io::Result<()> {
         let status = response.status();
         if !(200..=599).contains(&status) {
             return Err(io::Error::new(
@@ -103,6 +108,7 @@ impl Runtime {
                 format!("response status {status} is outside 200-599"),
             ));
         }
+        let body = response.take_body();
         let status = status.to_string();
         let mut headers = vec![("Kiln-Status", status.as_str())];
         for (name, value) in response.headers_to_send() {
@@ -110,7 +116,45 @@ impl Runtime {
             headers.push((name, value));
         }
         let target = format!("/v1/invocation/{}/response", encode_segment(id));
-        self.post(&target, &headers, response.body_bytes())
+        match body {
+            Body::Whole(body) => self.post(&target, &headers, &body),
+            Body::Streamed(produce) => self.stream(id, &target, &headers, produce),
+        }
+    }
+
+    /// Sends a streamed response: the head, each write of `produce`, then the end (with a
+    /// `Kiln-Stream-Error` trailer when `produce` failed, so the caller's body is cut).
+    fn stream(
+        &mut self,
+        id: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        produce: BodyProducer,
+    ) -> io::Result<()> {
+        let mut body = BodyWriter::new(self.client.start_chunked(target, headers)?);
+        let produced = panic::catch_unwind(AssertUnwindSafe(|| produce(&mut body)))
+            .unwrap_or_else(|payload| Err(Failure::new("Panic", panic_message(payload.as_ref()))));
+        let broken = body.is_broken();
+        let request = body.into_request();
+        let answer = match produced {
+            // Kiln stopped taking the body; its answer says why.
+            _ if broken => request.response()?,
+            Ok(()) => request.finish(&[])?,
+            Err(failure) => {
+                eprintln!("kiln-sdk: invocation {id}: the streamed body failed: {failure}");
+                let error_type = if http::check_field("Kiln-Stream-Error", &failure.error_type).is_ok() {
+                    failure.error_type.as_str()
+                } else {
+                    Failure::DEFAULT_TYPE
+                };
+                request.finish(&[("Kiln-Stream-Error", error_type)])?
+            }
+        };
+        if (200..300).contains(&answer.status) {
+            Ok(())
+        } else {
+            Err(io::Error::other(ApiError::from_response(&answer)))
+        }
     }
 
     /// Reports that invocation `id` failed: the caller gets `502 function_error` with

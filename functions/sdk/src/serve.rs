@@ -1,7 +1,6 @@
 //! The invocation loop: next → handler → respond or fail, for as long as the container lives,
 //! for plain invocations and durable dispatches alike.
 
-use std::any::Any;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::process;
@@ -9,7 +8,7 @@ use std::process;
 use serde_json::Value;
 
 use crate::durable::Interrupt;
-use crate::failure::Failure;
+use crate::failure::{Failure, panic_message};
 use crate::instance::Instance;
 use crate::invocation::Invocation;
 use crate::response::Response;
@@ -188,15 +187,5 @@ fn handle_durable(
             eprintln!("kiln-sdk: instance {instance}: dispatch {id} ended: {interrupt}");
             Ok(())
         }
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "the handler panicked".to_owned()
     }
 }

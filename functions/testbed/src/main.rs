@@ -17,6 +17,7 @@
 //! | `/big?bytes=N` | `200`, `N` bytes of `x` |
 //! | `/connect?to=HOST:PORT` | `200`, `connected: <first line of the answer to GET />` or `refused: <error>` |
 //! | `/address` | `200`, the container's outward IPv4 address (`?family=6`: IPv6), or `none: <error>` |
+//! | `/stream?chunks=N&size=B&interval_ms=M&end=E&sse=1` | a streamed body of `N` chunks, each starting with the time it was written (see `stream.rs`) |
 //! | `/listen?port=P` | `200` `listening`: answers `HTTP/1.0 200 inside` on port P (IPv6 and IPv4) while the container lives |
 //! | anything else | `404` `no such testbed route` |
 //!
@@ -39,6 +40,7 @@
 mod durable;
 mod faults;
 mod probe;
+mod stream;
 
 use std::time::Duration;
 
@@ -103,6 +105,7 @@ fn handle(invocation: &Invocation) -> Result<Response, Failure> {
         "connect" => probe::connect(invocation),
         "address" => probe::address(invocation),
         "listen" => probe::listen(invocation),
+        "stream" => stream::stream(invocation),
         _ => Response::text(404, "no such testbed route"),
     })
 }

@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::logs::{Attribution, SharedAttribution};
-use crate::response_stream::{StreamEnd, StreamLimits, response_stream};
+use crate::response_stream::{StreamCut, StreamEnd, StreamLimits, response_stream};
 use crate::runtime_error::{RuntimeApiError, json_body};
 use crate::runtime_messages::{
     ERROR_REPORT_LIMIT, ErrorReport, parse_durable_call, response_status, unix_ms,
@@ -31,7 +31,7 @@ use crate::{
     InvokeError,
 };
 #[cfg(test)]
-use crate::{ResponseStream, StreamCut};
+use crate::ResponseStream;
 
 /// Room for a durable call's key and framing on top of its value.
 const DURABLE_ENVELOPE_LIMIT: usize = 4096;
