@@ -295,6 +295,33 @@ async fn kiln_behind_the_real_nginx() {
     read_until(&mut stream, &mut received, "event: invocation").await;
     let _ = events.kill().await;
 
+    // A function's streamed response comes through nginx chunk by chunk: the first event
+    // arrives while the function still has a second to go.
+    let started = std::time::Instant::now();
+    let mut streamed = tokio::process::Command::new("curl")
+        .args(["-sS", "-N", "--max-time", "20", "--cacert"])
+        .arg(&nginx.ca)
+        .args(["-H", &auth])
+        .arg(format!("{}/fn/acme/hello/stream?chunks=3&interval_ms=500&sse=1", nginx.url))
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stream = streamed.stdout.take().unwrap();
+    let mut received = String::new();
+    read_until(&mut stream, &mut received, "data: ").await;
+    let first = started.elapsed();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    received.push_str(&String::from_utf8_lossy(&rest));
+    assert_eq!(received.matches("data: ").count(), 3, "{received}");
+    assert!(
+        started.elapsed() - first >= Duration::from_millis(800),
+        "the first event came {first:?} in, the last {:?}: nginx buffered the stream",
+        started.elapsed()
+    );
+    assert!(streamed.wait().await.unwrap().success(), "curl saw the stream cut");
+
     // /metrics is served to the host itself.
     let (status, _, body) = nginx.curl("127.0.0.1", &[], "/metrics");
     assert_eq!(status, 200);
