@@ -3,12 +3,13 @@
 # warm invocation overhead vs direct socket calls, cold invocations vs raw youki
 # create+start, image uploads and cold starts of the Python example image vs raw youki,
 # kilnd's idle memory and its memory per warm container, durable checkpoint round trips,
-# wake-ups of many sleeping instances, and warm calls while PostgreSQL is stopped or frozen
+# wake-ups of many sleeping instances, streamed responses (chunk lag, kilnd's memory under a
+# 1 GiB stream), and warm calls while PostgreSQL is stopped or frozen
 # (on a PostgreSQL cluster of the bench's own).
-# Usage: scripts/bench.sh [warm|cold|images|rss|checkpoints|wakes|outage|all]   (needs root; builds in release mode)
+# Usage: scripts/bench.sh [warm|cold|images|rss|stream|checkpoints|wakes|outage|all]   (needs root; builds in release mode)
 # Knobs: BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_RUNS, BENCH_CHECKPOINT_INSTANCES,
 # BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS, BENCH_IMAGE_MB,
-# BENCH_IMAGE_REQUESTS, BENCH_OUTAGE_SECONDS.
+# BENCH_IMAGE_REQUESTS, BENCH_OUTAGE_SECONDS, BENCH_STREAM_MIB.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
@@ -127,6 +128,12 @@ if [ "$which" = images ] || [ "$which" = all ]; then
     --upload-image "$upload_image" --cold-image "$cold_image" --synthetic-mb "${BENCH_IMAGE_MB:-100,500}" \
     --python-handler functions/python-hello/handler.py --python-sdk functions/sdk-python \
     --requests "${BENCH_IMAGE_REQUESTS:-2000}"
+  echo
+fi
+if [ "$which" = stream ] || [ "$which" = all ]; then
+  echo "### Streamed responses"
+  echo
+  "$bench" stream "${target[@]}" --pid "$kilnd_pid" --runs "${BENCH_RUNS:-200}" --mib "${BENCH_STREAM_MIB:-1024}"
   echo
 fi
 if [ "$which" = checkpoints ] || [ "$which" = all ]; then

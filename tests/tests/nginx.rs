@@ -302,7 +302,10 @@ async fn kiln_behind_the_real_nginx() {
         .args(["-sS", "-N", "--max-time", "20", "--cacert"])
         .arg(&nginx.ca)
         .args(["-H", &auth])
-        .arg(format!("{}/fn/acme/hello/stream?chunks=3&interval_ms=500&sse=1", nginx.url))
+        .arg(format!(
+            "{}/fn/acme/hello/stream?chunks=3&interval_ms=500&sse=1",
+            nginx.url
+        ))
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -320,7 +323,10 @@ async fn kiln_behind_the_real_nginx() {
         "the first event came {first:?} in, the last {:?}: nginx buffered the stream",
         started.elapsed()
     );
-    assert!(streamed.wait().await.unwrap().success(), "curl saw the stream cut");
+    assert!(
+        streamed.wait().await.unwrap().success(),
+        "curl saw the stream cut"
+    );
 
     // /metrics is served to the host itself.
     let (status, _, body) = nginx.curl("127.0.0.1", &[], "/metrics");

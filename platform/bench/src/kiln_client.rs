@@ -56,6 +56,16 @@ impl KilnTarget {
         Ok((status, body, started.elapsed()))
     }
 
+    /// Sends `GET path` and returns the response as soon as its head arrived, with the
+    /// body still to read.
+    pub async fn open(&self, path: &str) -> anyhow::Result<hyper::Response<hyper::body::Incoming>> {
+        let request = Request::builder()
+            .uri(format!("{}{path}", self.url))
+            .header("authorization", &self.bearer)
+            .body(Full::new(Bytes::new()))?;
+        self.client.request(request).await.context("request failed")
+    }
+
     /// Uploads the testbed as function `name` with `settings`.
     pub async fn upload(&self, name: &str, executable: &[u8], settings: &str) -> anyhow::Result<()> {
         let path = format!("/v1/functions/{name}?{settings}");

@@ -10,6 +10,7 @@
 //! - `checkpoints`: durable checkpoint round trips and rate;
 //! - `sleepers`: many sleeping instances with spread wake times (their wake-ups are read
 //!   from PostgreSQL by `scripts/bench.sh`);
+//! - `stream`: streamed responses: chunk delivery lag and kilnd's memory under a 1 GiB stream;
 //! - `outage`: warm calls while kilnd's PostgreSQL is stopped, then frozen (commands given).
 //!
 //! Run through `scripts/bench.sh`, which builds everything and starts kilnd.
@@ -21,6 +22,7 @@ mod images;
 mod kiln_client;
 mod outage;
 mod stats;
+mod stream;
 mod synthetic_image;
 mod warm;
 
@@ -31,6 +33,7 @@ const USAGE: &str = "usage:
   kiln-bench cold --url URL --token JWT --tenant T --testbed PATH --kilnd PATH [--runs N]
   kiln-bench images --url URL --token JWT --tenant T --upload-image ARCHIVE --cold-image ARCHIVE --python-handler FILE --python-sdk DIR --kilnd PATH --pid KILND_PID [--synthetic-mb 100,500] [--runs N] [--requests N]
   kiln-bench outage --url URL --token JWT --tenant T --testbed PATH --stop CMD --start CMD --freeze CMD --thaw CMD [--concurrency C] [--seconds S]
+  kiln-bench stream --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--runs N] [--mib M]
   kiln-bench rss --pid PID
   kiln-bench checkpoints --url URL --token JWT --tenant T --testbed PATH [--instances C] [--count N]
   kiln-bench sleepers --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--count N] [--concurrency C] [--lead-seconds S] [--spread-seconds S]";
@@ -139,6 +142,21 @@ async fn main() -> anyhow::Result<()> {
                 seconds: number("--seconds", 10)? as u64,
             };
             outage::run(&target, required("--testbed")?.as_ref(), &database, &settings).await
+        }
+        "stream" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            let settings = stream::StreamSettings {
+                runs: number("--runs", 200)?,
+                large_bytes: number("--mib", 1024)? as u64 * (1 << 20),
+            };
+            stream::run(
+                &target,
+                required("--testbed")?.as_ref(),
+                &required("--pid")?,
+                &settings,
+            )
+            .await
         }
         "rss" => {
             let pid = required("--pid")?;

@@ -20,6 +20,8 @@ use tokio::net::UnixListener;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 
+#[cfg(test)]
+use crate::ResponseStream;
 use crate::logs::{Attribution, SharedAttribution};
 use crate::response_stream::{StreamCut, StreamEnd, StreamLimits, response_stream};
 use crate::runtime_error::{RuntimeApiError, json_body};
@@ -30,8 +32,6 @@ use crate::{
     DurableCall, DurableError, DurableReply, DurableSession, FunctionBody, FunctionResponse, Invocation,
     InvokeError,
 };
-#[cfg(test)]
-use crate::ResponseStream;
 
 /// Room for a durable call's key and framing on top of its value.
 const DURABLE_ENVELOPE_LIMIT: usize = 4096;
