@@ -6,6 +6,20 @@
 //     const kiln = require('kiln-sdk');
 //     kiln.serve(async (request) => kiln.text(`hello, ${request.queryParam('name') || 'world'}`));
 //
+// A handler answers with `kiln.text`, `kiln.json`, a `{status, headers, body}` object, or
+// `kiln.stream` for a body the caller gets piece by piece as it is produced (server-sent
+// events, progress, tokens of a long answer). Each item the (async) iterable yields (a string
+// or bytes) is sent as one chunk at once; a `body` that is an async iterable or an iterator
+// streams the same way:
+//
+//     kiln.serve(async (request) => kiln.stream((async function* () {
+//       for (let n = 1; n <= 3; n++) yield `data: ${n}\n\n`;
+//     })(), { contentType: 'text/event-stream' }));
+//
+// An error thrown by the generator cuts the caller's body short (logged, and its `name`
+// reported to Kiln as `Kiln-Stream-Error`); when the caller goes away, the generator is ended
+// and the next invocation served. A streamed response uses a connection of its own.
+//
 // Durable instances (`POST /v1/functions/{name}/instances`) may stop at any point and are
 // then replayed from the start with their input and the results stored so far.
 // `serveDurable` runs such a handler; each step of an `Instance` resolves to its stored
@@ -22,11 +36,11 @@
 // gives the individual calls for programs that drive the loop themselves.
 'use strict';
 
-const { ApiError, Failure, Interrupt, errorMessageOf, errorTypeOf } = require('./lib/errors');
+const { ApiError, Failure, Interrupt, describeThrown, errorMessageOf, errorTypeOf } = require('./lib/errors');
 const { Instance } = require('./lib/instance');
 const { Headers, Invocation } = require('./lib/invocation');
-const { InvalidResponseError, json, text } = require('./lib/response');
-const { DEFAULT_SOCKET, Runtime } = require('./lib/runtime');
+const { InvalidResponseError, json, stream, text } = require('./lib/response');
+const { DEFAULT_SOCKET, Runtime, stderrLog } = require('./lib/runtime');
 
 /**
  * A handler for plain invocations: gets the request, returns (or resolves to) the response.
@@ -90,12 +104,17 @@ function serveAll(handler, workflow) {
  * Serves plain invocations from `runtime` with `handler`, one at a time:
  *
  * - the returned response is posted; one Kiln cannot take (status outside 200–599, bad
- *   header, body neither string nor bytes) is reported as error type `InvalidResponse`;
+ *   header, body neither string, bytes nor an (async) iterator) is reported as error type
+ *   `InvalidResponse`;
+ * - a streamed response (`stream()`) is sent chunk by chunk as it is produced; an error
+ *   thrown while producing it goes to the log and ends the body with its `name` as
+ *   `Kiln-Stream-Error` (the caller's connection is cut); serving goes on;
  * - a thrown error is reported to the error endpoint with its `name` as the error type
  *   (`HandlerError` for a thrown non-error) and its stack goes to the log; serving goes on;
  * - a durable dispatch is reported as error type `NotDurable`;
- * - when Kiln refuses a posted outcome (e.g. `404`: the invocation already timed out), a
- *   line goes to the log and serving goes on.
+ * - when Kiln refuses a posted outcome (e.g. `404`: the invocation already timed out), or
+ *   stops taking a streamed one (`410 caller_gone`, `408 stream_cut`), a line goes to the
+ *   log and serving goes on.
  *
  * Resolves when Kiln answers `503` to `next` (the container is retiring); rejects when
  * the runtime socket fails or answers `next` unexpectedly.
@@ -139,7 +158,7 @@ function runAll(runtime, handler, workflow, options) {
 
 /** The loop behind every `run*`: a kind of invocation without a handler is `NotDurable`. */
 async function runLoop(runtime, handler, workflow, options = {}) {
-  const log = options.log || ((line) => process.stderr.write(`kiln-sdk: ${line}\n`));
+  const log = options.log || stderrLog;
   for (;;) {
     let invocation;
     try {
@@ -182,7 +201,7 @@ async function handlePlain(runtime, invocation, handler, log) {
     return;
   }
   try {
-    await runtime.respond(id, response);
+    await runtime.respond(id, response, { log });
   } catch (error) {
     if (!(error instanceof InvalidResponseError)) {
       throw error;
@@ -244,10 +263,6 @@ async function serveWith(serveLoop) {
   process.exit(0);
 }
 
-function describeThrown(error) {
-  return error instanceof Error && error.stack ? error.stack : `${errorTypeOf(error)}: ${errorMessageOf(error)}`;
-}
-
 function checkFunction(value, what) {
   if (typeof value !== 'function') {
     throw new TypeError(`the ${what} must be a function, not ${typeof value}`);
@@ -271,5 +286,6 @@ module.exports = {
   serve,
   serveAll,
   serveDurable,
+  stream,
   text,
 };

@@ -218,12 +218,12 @@ impl Kiln {
     /// Opens `GET path` with `token` and returns the response as its body arrives.
     pub async fn stream(&self, path: &str, token: &str) -> Streaming {
         let bearer = format!("Bearer {token}");
-        open_stream(
-            &self.client,
-            &format!("{}{path}", self.url),
-            &[("authorization", &bearer)],
-        )
-        .await
+        self.stream_with(path, &[("authorization", &bearer)]).await
+    }
+
+    /// Opens `GET path` with `headers` and returns the response as its body arrives.
+    pub async fn stream_with(&self, path: &str, headers: &[(&str, &str)]) -> Streaming {
+        open_stream(&self.client, &format!("{}{path}", self.url), headers).await
     }
 
     /// Creates a tenant with one HS256 key through the admin API; returns a valid token.

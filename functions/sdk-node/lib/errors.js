@@ -91,6 +91,11 @@ function errorMessageOf(thrown) {
   return String(thrown);
 }
 
+/** A thrown value for the log: an error's stack, else its type and message. */
+function describeThrown(thrown) {
+  return thrown instanceof Error && thrown.stack ? thrown.stack : `${errorTypeOf(thrown)}: ${errorMessageOf(thrown)}`;
+}
+
 /** The `error.code` of a `{"error":{"code":"...","message":"..."}}` body, or null. */
 function errorCode(body) {
   const parsed = parseJson(body);
@@ -121,6 +126,7 @@ module.exports = {
   DEFAULT_ERROR_TYPE,
   Failure,
   Interrupt,
+  describeThrown,
   errorMessageOf,
   errorSummary,
   errorTypeOf,

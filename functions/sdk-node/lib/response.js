@@ -1,5 +1,8 @@
 // The response a function gives for one invocation: the `{status, headers, body}` shape a
-// handler returns, its helpers, and its checked encoding into what Kiln is sent.
+// handler returns, its helpers (`json`, `text`, `stream`), and its checked encoding into what
+// Kiln is sent. A body is whole (a string or bytes) or streamed (an async iterable or an
+// iterator, e.g. a generator: each item reaches the caller as it is produced; `streamed.js`
+// sends it).
 'use strict';
 
 /**
@@ -22,7 +25,14 @@ const UNSENDABLE_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f\u0100-\uffff]/;
  * @typedef {object} Response
  * @property {number} [status] 200–599 (default 200)
  * @property {HeaderInit} [headers] sent in order, repeats kept
- * @property {string | Buffer | Uint8Array | null} [body] a string is sent as UTF-8
+ * @property {string | Buffer | Uint8Array | ChunkSource | null} [body] a string is sent as
+ *   UTF-8; an async iterable (async generator, readable stream) or an iterator (generator)
+ *   is streamed (see `stream()`)
+ */
+
+/**
+ * The items of a streamed body, each a string (sent as UTF-8) or bytes, each sent as one chunk.
+ * @typedef {AsyncIterable<string | Uint8Array> | Iterator<string | Uint8Array>} ChunkSource
  */
 
 /**
@@ -62,10 +72,55 @@ function text(text, init = {}) {
 }
 
 /**
+ * A streamed response: the status and headers reach the caller at once, then each item of
+ * `chunks` (an async iterable such as an async generator or a readable stream, or any
+ * iterable) as one chunk as soon as it is produced. `content-type` is `init.contentType`
+ * (default `application/octet-stream`) unless `init.headers` sets one:
+ *
+ *     async function* events() {
+ *       for (let n = 1; n <= 3; n++) {
+ *         yield `data: ${n}\n\n`;
+ *         await new Promise((resolve) => setTimeout(resolve, 1000));
+ *       }
+ *     }
+ *     return kiln.stream(events(), { contentType: 'text/event-stream' });
+ *
+ * An error thrown while producing the items ends the body early: the caller's connection is
+ * cut (the body is not whole), the error goes to the log and its `name` to Kiln
+ * (`Kiln-Stream-Error`). When the caller goes away (or Kiln cuts the stream for idling or
+ * running too long) the SDK stops asking for items, ends the iterator (a generator's
+ * `finally` runs) and serves the next invocation.
+ * @param {AsyncIterable<string | Uint8Array> | Iterable<string | Uint8Array>} chunks
+ * @param {{status?: number, headers?: HeaderInit, contentType?: string}} [init]
+ * @returns {{status: number, headers: Array<[string, string]>, body: ChunkSource}}
+ */
+function stream(chunks, init = {}) {
+  const whole = typeof chunks === 'string' || chunks instanceof Uint8Array || chunks instanceof ArrayBuffer;
+  if (whole || !isIterable(chunks)) {
+    throw new TypeError(`stream() takes an (async) iterable of string or bytes chunks, not ${describe(chunks)}`);
+  }
+  const source = typeof chunks[Symbol.asyncIterator] === 'function' ? chunks : chunks[Symbol.iterator]();
+  return withContentType(init.contentType || 'application/octet-stream', source, init);
+}
+
+/**
+ * One item of a streamed body as bytes (a string as UTF-8). Throws `InvalidResponseError`.
+ * @param {unknown} item
+ * @returns {Buffer}
+ */
+function chunkBytes(item) {
+  if (typeof item === 'string' || item instanceof Uint8Array || item instanceof ArrayBuffer) {
+    return bodyBytes(item);
+  }
+  throw new InvalidResponseError(`a streamed body produced ${describe(item)}; give string or bytes chunks`);
+}
+
+/**
  * Checks a handler's response and turns it into what is posted: status, header pairs
- * without the SDK-owned ones, and the body as bytes. Throws `InvalidResponseError`.
+ * without the SDK-owned ones, and the body as bytes, or the `chunks` of a streamed body.
+ * Throws `InvalidResponseError`.
  * @param {Response} response
- * @returns {{status: number, headers: Array<[string, string]>, body: Buffer}}
+ * @returns {{status: number, headers: Array<[string, string]>, body?: Buffer, chunks?: ChunkSource}}
  */
 function encodeResponse(response) {
   if (response === null || typeof response !== 'object' || Buffer.isBuffer(response)) {
@@ -90,7 +145,26 @@ function encodeResponse(response) {
       headers.push([name, value]);
     }
   }
+  if (isStreamed(response.body)) {
+    return { status, headers, chunks: response.body };
+  }
   return { status, headers, body: bodyBytes(response.body) };
+}
+
+/** Whether a body is streamed: an async iterable, or an iterator (not bytes or a string). */
+function isStreamed(body) {
+  if (body === null || typeof body !== 'object' || body instanceof Uint8Array) {
+    return false;
+  }
+  return typeof body[Symbol.asyncIterator] === 'function' || (isIterable(body) && typeof body.next === 'function');
+}
+
+function isIterable(value) {
+  return (
+    value !== null &&
+    value !== undefined &&
+    (typeof value[Symbol.asyncIterator] === 'function' || typeof value[Symbol.iterator] === 'function')
+  );
 }
 
 /**
@@ -147,7 +221,7 @@ function bodyBytes(body) {
     return Buffer.from(body);
   }
   throw new InvalidResponseError(
-    `response body is ${describe(body)}; give a string or bytes (json() serializes values)`,
+    `response body is ${describe(body)}; give a string, bytes or an (async) iterator (json() serializes values, stream() streams)`,
   );
 }
 
@@ -183,4 +257,4 @@ function describe(value) {
   }
 }
 
-module.exports = { InvalidResponseError, encodeResponse, headerPairs, json, text };
+module.exports = { InvalidResponseError, TOKEN, chunkBytes, encodeResponse, headerPairs, json, stream, text };

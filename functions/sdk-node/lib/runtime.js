@@ -3,7 +3,8 @@
 //
 // One keep-alive connection carries every call. When a request on the kept connection
 // fails before any byte of the answer arrived (Kiln closed it while idle), it is sent once
-// more on a fresh connection; a failure on a fresh connection is returned as is.
+// more on a fresh connection; a failure on a fresh connection is returned as is. A streamed
+// response goes over a connection of its own (`streamed.js`).
 'use strict';
 
 const http = require('node:http');
@@ -12,6 +13,7 @@ const { setTimeout: delay } = require('node:timers/promises');
 const { ApiError, Failure, Interrupt, errorSummary } = require('./errors');
 const { Invocation } = require('./invocation');
 const { encodeResponse } = require('./response');
+const { sendStreamed } = require('./streamed');
 
 /** Where Kiln mounts the runtime socket when `KILN_RUNTIME_SOCKET` is not set. */
 const DEFAULT_SOCKET = '/run/kiln/runtime.sock';
@@ -72,14 +74,39 @@ class Runtime {
 
   /**
    * Completes invocation `id` with `response`. A response Kiln cannot take (status outside
-   * 200–599, unsendable header, body that is not a string or bytes) rejects with an
-   * `InvalidResponseError` before anything is sent, and the invocation stays open.
+   * 200–599, unsendable header, body that is not a string, bytes or an (async) iterator)
+   * rejects with an `InvalidResponseError` before anything is sent, and the invocation
+   * stays open.
+   *
+   * A streamed response is produced and sent chunk by chunk before this resolves. When its
+   * body fails, `options.log` (default: stderr) gets the stack and Kiln the error type; when
+   * Kiln stops taking it (the caller left: `410 caller_gone`; the stream was cut: `408
+   * stream_cut`) this rejects with an `ApiError` carrying Kiln's answer, or logs a line when
+   * the answer cannot be read. Either way the next invocation can be fetched.
    * @param {string} id the invocation id
    * @param {import('./response').Response} response
+   * @param {{log?: (line: string) => void}} [options]
    */
-  async respond(id, response) {
-    const { status, headers, body } = encodeResponse(response);
-    await this._post(`/v1/invocation/${encodeSegment(id)}/response`, [['Kiln-Status', String(status)], ...headers], body);
+  async respond(id, response, options = {}) {
+    const { status, headers, body, chunks } = encodeResponse(response);
+    const target = `/v1/invocation/${encodeSegment(id)}/response`;
+    const fields = [['Kiln-Status', String(status)], ...headers];
+    if (chunks === undefined) {
+      await this._post(target, fields, body);
+      return;
+    }
+    const log = options.log || stderrLog;
+    let answer;
+    try {
+      answer = await sendStreamed(this.socketPath, target, requestHeaders(fields, null), chunks, (line) =>
+        log(`invocation ${id}: ${line}`),
+      );
+    } catch (error) {
+      throw withContext(error, 'POST', target, this.socketPath);
+    }
+    if (answer !== null && (answer.status < 200 || answer.status > 299)) {
+      throw new ApiError(answer.status, answer.body);
+    }
   }
 
   /**
@@ -236,6 +263,11 @@ class Runtime {
   }
 }
 
+/** The SDK's default log: a `kiln-sdk:` line on stderr (Kiln attributes it to the invocation). */
+function stderrLog(line) {
+  process.stderr.write(`kiln-sdk: ${line}\n`);
+}
+
 /**
  * Percent-encodes everything but RFC 3986 unreserved characters, for use as one path segment.
  * @param {string} segment
@@ -298,4 +330,4 @@ function withContext(error, method, target, socketPath) {
   return error;
 }
 
-module.exports = { DEFAULT_SOCKET, Runtime, encodeSegment };
+module.exports = { DEFAULT_SOCKET, Runtime, encodeSegment, stderrLog };

@@ -20,6 +20,14 @@ class Recorded {
       this.headers.push([rawHeaders[i], rawHeaders[i + 1]]);
     }
     this.body = body;
+    /** A chunked body: its pieces as they arrived, one per chunk sent apart (null for a Content-Length body). */
+    this.chunks = null;
+    /** The trailer fields of a chunked body, as `[name, value]` pairs. */
+    this.trailers = [];
+    /** Whether a chunked body ended with its last chunk. */
+    this.complete = false;
+    /** Whether the fake answered in the middle of the body (and closed the connection). */
+    this.cut = false;
   }
 
   /** The `{id}` and verb of `/v1/invocation/{id}/{verb}`, or the verb `next`. */
@@ -38,6 +46,11 @@ class Recorded {
 
   headerValues(name) {
     return this.headers.filter(([field]) => field.toLowerCase() === name.toLowerCase()).map(([, value]) => value);
+  }
+
+  trailer(name) {
+    const found = this.trailers.find(([field]) => field.toLowerCase() === name.toLowerCase());
+    return found ? found[1] : null;
   }
 
   json() {
@@ -76,6 +89,13 @@ function durable({ id, instanceId = 'inst-1', attempt = 1, input = null, checkpo
  * response and error, first-write-wins storage for checkpoint, `202 suspended` for sleep
  * and wait. A route may answer `{status, json}`, `{status, body}` or `{drop: true}` (the
  * connection is closed without an answer).
+ *
+ * A chunked request body (Node's parser checks its framing) is in `requests` from its head
+ * on; each piece is appended to its `chunks` as it arrives, and `routes.chunk(request, fake)`
+ * (when given) runs after each. It returns nothing to read on, or a reply, answered at once
+ * with `connection: close`, after which the connection is closed (`request.cut`), as Kiln
+ * does when the caller left; with `keepOpen: true` (and no `connection: close`) the fake
+ * reads on (and drops) what comes until the SDK closes.
  */
 class FakeKiln {
   static async start({ invocations = [], routes = {} } = {}) {
@@ -115,6 +135,17 @@ class FakeKiln {
     return this.requests.filter((request) => request.route.verb !== 'next');
   }
 
+  /** Waits until `predicate()` holds; rejects after `timeoutMs`. */
+  async waitUntil(predicate, timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) {
+        throw new Error(`the fake waited ${timeoutMs} ms in vain`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+  }
+
   async close() {
     this._server.closeAllConnections();
     await new Promise((resolve) => this._server.close(resolve));
@@ -123,16 +154,39 @@ class FakeKiln {
 
   _handle(request, response) {
     const chunks = [];
-    request.on('data', (chunk) => chunks.push(chunk));
-    request.on('end', () => {
-      const recorded = new Recorded(
-        request.socket.kilnConnection,
-        request.method,
-        request.url,
-        request.rawHeaders,
-        Buffer.concat(chunks),
-      );
+    const recorded = new Recorded(request.socket.kilnConnection, request.method, request.url, request.rawHeaders, null);
+    const chunked = /chunked/i.test(request.headers['transfer-encoding'] || '');
+    let answered = false;
+    if (chunked) {
+      recorded.chunks = [];
       this.requests.push(recorded);
+    }
+    request.on('error', () => {});
+    request.on('data', (chunk) => {
+      chunks.push(chunk);
+      if (!chunked || answered) {
+        return;
+      }
+      recorded.chunks.push(chunk);
+      const reply = this._routes.chunk ? this._routes.chunk(recorded, this) : undefined;
+      if (reply) {
+        answered = true;
+        this._cut(request, response, recorded, reply);
+      }
+    });
+    request.on('end', () => {
+      recorded.body = Buffer.concat(chunks);
+      if (answered) {
+        return;
+      }
+      if (chunked) {
+        recorded.complete = true;
+        for (let i = 0; i + 1 < request.rawTrailers.length; i += 2) {
+          recorded.trailers.push([request.rawTrailers[i], request.rawTrailers[i + 1]]);
+        }
+      } else {
+        this.requests.push(recorded);
+      }
       const { verb } = recorded.route;
       const route = this._routes[verb] || defaultRoutes[verb] || notFound;
       const reply = route.call(defaultRoutes, recorded, this);
@@ -140,13 +194,42 @@ class FakeKiln {
         request.socket.destroy();
         return;
       }
-      // Kiln's runtime API sends no Date header (hyper's auto_date_header is off).
-      response.sendDate = false;
-      const body = reply.json !== undefined ? Buffer.from(JSON.stringify(reply.json)) : Buffer.from(reply.body || '');
-      response.writeHead(reply.status, [...(reply.headers || []), 'content-length', String(body.length)]);
-      response.end(body);
+      send(response, reply);
     });
   }
+
+  /** Answers `reply` in the middle of a chunked body, then closes the connection (or reads on). */
+  _cut(request, response, recorded, reply) {
+    const socket = request.socket;
+    if (reply.drop) {
+      socket.once('close', () => {
+        recorded.cut = true;
+      });
+      socket.destroy();
+      return;
+    }
+    // Node's server closes the connection itself after an answer with `connection: close`.
+    const close = reply.keepOpen ? [] : ['connection', 'close'];
+    send(response, { ...reply, headers: [...(reply.headers || []), ...close] }, () => {
+      if (reply.keepOpen) {
+        recorded.cut = true;
+        return;
+      }
+      socket.once('close', () => {
+        recorded.cut = true;
+      });
+      socket.destroy();
+    });
+  }
+}
+
+/** Writes `reply` as the answer; `then` runs once it is sent. */
+function send(response, reply, then) {
+  // Kiln's runtime API sends no Date header (hyper's auto_date_header is off).
+  response.sendDate = false;
+  const body = reply.json !== undefined ? Buffer.from(JSON.stringify(reply.json)) : Buffer.from(reply.body || '');
+  response.writeHead(reply.status, [...(reply.headers || []), 'content-length', String(body.length)]);
+  response.end(body, then);
 }
 
 const defaultRoutes = {

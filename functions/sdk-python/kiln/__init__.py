@@ -6,6 +6,21 @@ that loop around a handler::
     import kiln
     kiln.serve(lambda request: kiln.text(f"hello, {request.query_param('name', 'world')}"))
 
+A handler answers with `kiln.text`, `kiln.json`, a `Response`, or `kiln.stream` for a body
+the caller gets piece by piece as it is produced (server-sent events, progress, tokens of a
+long answer). Each item the iterable yields (bytes or str) is sent as one chunk at once::
+
+    def handle(request):
+        def events():
+            for n in range(1, 4):
+                yield f"data: {n}\\n\\n"
+                time.sleep(0.2)
+        return kiln.stream(events(), content_type="text/event-stream")
+
+An exception raised by the generator cuts the caller's body short (logged, and its class
+name reported to Kiln as `Kiln-Stream-Error`); when the caller goes away, the generator is
+closed and the next invocation served. A streamed response uses a connection of its own.
+
 Durable instances (`POST /v1/functions/{name}/instances`) may stop at any point and are
 then replayed from the start with their input and the results stored so far.
 `serve_durable` runs such a workflow; each step of an `Instance` returns its stored result
@@ -27,11 +42,12 @@ Standard library only; Python 3.9 or newer.
 from .errors import ApiError, Failure, Interrupt
 from .instance import Instance
 from .invocation import Headers, Invocation
-from .response import InvalidResponse, Response, json, text
+from .response import InvalidResponse, Response, json, stream, text
 from .runtime import DEFAULT_SOCKET, Runtime
 from .serve import run, run_all, run_durable, serve, serve_all, serve_durable
 
 __all__ = [
     "ApiError", "DEFAULT_SOCKET", "Failure", "Headers", "Instance", "Interrupt", "InvalidResponse", "Invocation",
-    "Response", "Runtime", "json", "run", "run_all", "run_durable", "serve", "serve_all", "serve_durable", "text",
+    "Response", "Runtime", "json", "run", "run_all", "run_durable", "serve", "serve_all", "serve_durable", "stream",
+    "text",
 ]

@@ -1,6 +1,8 @@
 """A minimal HTTP/1.1 client for one Unix socket, as Kiln's runtime API needs it: one
-kept-alive connection, `Content-Length` (or chunked) bodies, header sections of any size."""
+kept-alive connection, `Content-Length` (or chunked) bodies, header sections of any size.
+A request with a chunked body is written piece by piece by its caller (see `streamed.py`)."""
 
+import select
 import socket
 
 # Largest header section accepted in an answer: Kiln forwards the caller's headers (its
@@ -27,14 +29,38 @@ class Connection:
     def exchange(self, method, target, headers, body):
         """Sends one request, returns `(status, header pairs, body bytes)`. Raises
         `Disconnected` when nothing of the answer arrived, `OSError` on other failures."""
+        self.open()
+        try:
+            framing = ("Content-Length", str(len(body))) if body or method != "GET" else None
+            self._socket.sendall(encode_head(method, target, headers, framing) + body)
+            return self._read_answer()
+        except BaseException:
+            self.close()
+            raise
+
+    def open(self):
+        """Connects unless the connection is open; raises `OSError` when the socket cannot be reached."""
         if self._socket is None:
             self._open()
+
+    def send(self, data):
+        """Writes `data` as it is, e.g. part of a chunked body; raises `OSError`
+        (`BrokenPipeError` once the peer closed)."""
+        self._socket.sendall(data)
+
+    def has_input(self):
+        """Whether the peer sent something not read yet, or closed: without waiting."""
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(self._socket, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([self._socket], [], [], 0)[0])
+
+    def read_answer(self):
+        """Reads the answer to a request written with `send`: `(status, header pairs, body
+        bytes)`. Raises `Disconnected` when nothing of it arrived, `OSError` otherwise, and
+        closes the connection then."""
         try:
-            lines = [f"{method} {target} HTTP/1.1", "Host: kiln"]
-            lines += [f"{name}: {value}" for name, value in headers]
-            if body or method != "GET":
-                lines.append(f"Content-Length: {len(body)}")
-            self._socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
             return self._read_answer()
         except BaseException:
             self.close()
@@ -109,6 +135,16 @@ class Connection:
         if len(data) != length:
             raise OSError("the connection closed inside the answer")
         return data
+
+
+def encode_head(method, target, headers, framing):
+    """A request head: the request line, `Host: kiln`, `headers`, then the `framing` header
+    pair (None for none)."""
+    lines = [f"{method} {target} HTTP/1.1", "Host: kiln"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    if framing is not None:
+        lines.append(f"{framing[0]}: {framing[1]}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _value(headers, name):

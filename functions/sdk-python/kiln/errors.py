@@ -3,6 +3,7 @@ failure (`Failure`), a durable dispatch cut short (`Interrupt`), and a refusal b
 runtime API (`ApiError`)."""
 
 import json
+import traceback
 
 # Longest part of a refusal's body kept in an `ApiError`.
 ERROR_BODY_LIMIT = 1024
@@ -54,6 +55,11 @@ def error_type_of(error):
 def error_message_of(error):
     """The error message to report for an exception."""
     return getattr(error, "message", None) if isinstance(error, (Failure, Interrupt)) else str(error)
+
+
+def describe_error(error):
+    """The exception with its traceback, for the log."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
 
 
 def error_code(body):

@@ -1,6 +1,9 @@
-"""The response a function gives for one invocation: `Response`, its `json()` and `text()`
-helpers, and its checked encoding into what Kiln is sent."""
+"""The response a function gives for one invocation: `Response`, its `json()`, `text()` and
+`stream()` helpers, and its checked encoding into what Kiln is sent. A body is whole (str or
+bytes) or streamed (an iterator, e.g. a generator: each item reaches the caller as it is
+produced; `streamed.py` sends it)."""
 
+import collections.abc
 import json as _json
 import re
 
@@ -21,14 +24,22 @@ class InvalidResponse(TypeError):
 
 
 class Response:
-    """What a handler returns: `status` (200-599), `body` (bytes, or a str sent as UTF-8)
-    and `headers` (a dict whose values may be lists for repeated headers, or an iterable
-    of `(name, value)` pairs), sent in order."""
+    """What a handler returns: `status` (200-599), `body` and `headers` (a dict whose values
+    may be lists for repeated headers, or an iterable of `(name, value)` pairs), sent in order.
+
+    The body is bytes, a str (sent as UTF-8), or an iterator such as a generator: then the
+    response is streamed (see `stream()`), each item (bytes or str) sent to the caller as
+    one chunk as soon as it is produced."""
 
     def __init__(self, status=200, body=b"", headers=None):
         self.status = status
         self.body = body
         self.headers = headers
+
+    @property
+    def streamed(self):
+        """Whether the body is streamed (an iterator) rather than whole."""
+        return isinstance(self.body, collections.abc.Iterator)
 
     def __repr__(self):
         return f"Response({self.status!r}, {self.body!r}, {self.headers!r})"
@@ -46,9 +57,42 @@ def text(value, status=200, headers=None):
     return _with_content_type("text/plain; charset=utf-8", str(value), status, headers)
 
 
+def stream(chunks, status=200, headers=None, content_type="application/octet-stream"):
+    """A streamed response: the status and headers reach the caller at once, then each item
+    of `chunks` (any iterable, typically a generator, of bytes or str) as one chunk as soon as
+    it is produced. `content-type` is `content_type` unless `headers` sets one::
+
+        def events():
+            for n in range(3):
+                yield f"data: {n}\\n\\n"
+                time.sleep(1)
+
+        return kiln.stream(events(), content_type="text/event-stream")
+
+    An exception raised while producing the items ends the body early: the caller's
+    connection is cut (the body is not whole), the exception goes to the log and its class
+    name to Kiln (`Kiln-Stream-Error`). When the caller goes away (or Kiln cuts the stream
+    for idling or running too long) the SDK stops asking for items, closes the generator
+    (its `finally` blocks run) and serves the next invocation."""
+    if isinstance(chunks, (str, bytes, bytearray, memoryview, collections.abc.Mapping)) or \
+            not isinstance(chunks, collections.abc.Iterable):
+        raise TypeError(f"kiln.stream() takes an iterable of bytes or str chunks, not {type(chunks).__name__}")
+    return _with_content_type(content_type, iter(chunks), status, headers)
+
+
+def chunk_bytes(item):
+    """One item of a streamed body as bytes (a str as UTF-8). Raises `InvalidResponse`."""
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    raise InvalidResponse(f"a streamed body produced {type(item).__name__}; give str or bytes chunks")
+
+
 def encode_response(response):
-    """Checks a handler's response and turns it into `(status, header pairs, body bytes)`
-    without the SDK-owned headers. Raises `InvalidResponse`."""
+    """Checks a handler's response and turns it into `(status, header pairs, body)` without
+    the SDK-owned headers; the body is bytes, or the iterator of a streamed response.
+    Raises `InvalidResponse`."""
     if not isinstance(response, Response):
         raise InvalidResponse(
             f"the handler returned {type(response).__name__}, not a kiln.Response (see kiln.json() and kiln.text())"
@@ -65,7 +109,7 @@ def encode_response(response):
         lower = name.lower()
         if not lower.startswith("kiln-") and lower not in SDK_OWNED:
             headers.append((name, value))
-    return status, headers, _body_bytes(response.body)
+    return status, headers, response.body if response.streamed else _body_bytes(response.body)
 
 
 def header_pairs(headers):
@@ -101,7 +145,8 @@ def _body_bytes(body):
         return body.encode("utf-8")
     if isinstance(body, (bytes, bytearray, memoryview)):
         return bytes(body)
-    raise InvalidResponse(f"response body is {type(body).__name__}; give str or bytes (kiln.json() serializes values)")
+    raise InvalidResponse(f"response body is {type(body).__name__}; give str, bytes or an iterator "
+                          "(kiln.json() serializes values, kiln.stream() streams)")
 
 
 def _with_content_type(content_type, body, status, headers):

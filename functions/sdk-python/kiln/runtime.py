@@ -3,10 +3,12 @@ invocation, post its outcome, and the durable calls (checkpoint, sleep, wait).
 
 One keep-alive connection carries every call. When a request on the kept connection
 fails before any byte of the answer arrived (Kiln closed it while idle), it is sent once
-more on a fresh connection; a failure on a fresh connection is raised as is."""
+more on a fresh connection; a failure on a fresh connection is raised as is. A streamed
+response goes over a connection of its own (`streamed.py`)."""
 
 import json
 import os
+import sys
 import time
 import urllib.parse
 
@@ -14,6 +16,7 @@ from .errors import ApiError, Failure, Interrupt, error_summary
 from .connection import Connection, Disconnected
 from .invocation import Invocation
 from .response import encode_response
+from .streamed import send_streamed
 
 # Where Kiln mounts the runtime socket when `KILN_RUNTIME_SOCKET` is not set.
 DEFAULT_SOCKET = "/run/kiln/runtime.sock"
@@ -50,12 +53,29 @@ class Runtime:
             raise ApiError(status, body)
         return Invocation.from_next_answer(headers, body)
 
-    def respond(self, invocation_id, response):
+    def respond(self, invocation_id, response, log=None):
         """Completes the invocation with `response`. A response Kiln cannot take raises
-        `InvalidResponse` before anything is sent, and the invocation stays open."""
+        `InvalidResponse` before anything is sent, and the invocation stays open.
+
+        A streamed response is produced and sent chunk by chunk before this returns. When
+        its body fails, `log(line)` (default: stderr) gets the traceback and Kiln the error
+        type; when Kiln stops taking it (the caller left: `410 caller_gone`; the stream was
+        cut: `408 stream_cut`) this raises `ApiError` with Kiln's answer, or logs a line when
+        the answer cannot be read. Either way the next invocation can be fetched."""
         status, headers, body = encode_response(response)
-        self._post(f"/v1/invocation/{encode_segment(invocation_id)}/response",
-                   [("Kiln-Status", str(status))] + headers, body)
+        target = f"/v1/invocation/{encode_segment(invocation_id)}/response"
+        headers = [("Kiln-Status", str(status))] + headers
+        if isinstance(body, bytes):
+            self._post(target, headers, body)
+            return
+        log = log or stderr_log
+        try:
+            answer = send_streamed(self.socket_path, target, headers, body,
+                                   lambda line: log(f"invocation {invocation_id}: {line}"))
+        except OSError as error:
+            raise _with_context(error, "POST", target, self.socket_path)
+        if answer is not None and not 200 <= answer[0] <= 299:
+            raise ApiError(*answer)
 
     def fail(self, invocation_id, error_type, message):
         """Reports that the invocation failed: the caller gets `502 function_error` with
@@ -133,6 +153,12 @@ class Runtime:
             return self._connection.exchange(method, target, headers, body)
         except OSError as error:
             raise _with_context(error, method, target, self.socket_path)
+
+
+def stderr_log(line):
+    """The SDK's default log: a `kiln-sdk:` line on stderr (Kiln attributes it to the invocation)."""
+    sys.stderr.write(f"kiln-sdk: {line}\n")
+    sys.stderr.flush()
 
 
 def encode_segment(segment):

@@ -3,12 +3,11 @@
 
 import json
 import sys
-import traceback
 
-from .errors import ApiError, Interrupt, error_message_of, error_type_of
+from .errors import ApiError, Interrupt, describe_error, error_message_of, error_type_of
 from .instance import Instance
 from .response import InvalidResponse, Response
-from .runtime import Runtime
+from .runtime import Runtime, stderr_log
 
 
 def serve(handler):
@@ -40,12 +39,17 @@ def run(runtime, handler, log=None):
     """Serves plain invocations from `runtime` with `handler`, one at a time:
 
     - the returned `Response` is posted; one Kiln cannot take (status outside 200-599, bad
-      header, body neither str nor bytes, not a `Response`) is reported as `InvalidResponse`;
+      header, body neither str, bytes nor an iterator, not a `Response`) is reported as
+      `InvalidResponse`;
+    - a streamed response (`kiln.stream()`) is sent chunk by chunk as it is produced; an
+      exception raised while producing it goes to the log and ends the body with its class
+      name as `Kiln-Stream-Error` (the caller's connection is cut); serving goes on;
     - a raised exception is reported to the error endpoint with its class name as the error
       type (a `Failure`'s own type) and its traceback goes to the log; serving goes on;
     - a durable dispatch is reported as error type `NotDurable`;
-    - when Kiln refuses a posted outcome (e.g. `404`: the invocation already timed out), a
-      line goes to the log and serving goes on.
+    - when Kiln refuses a posted outcome (e.g. `404`: the invocation already timed out), or
+      stops taking a streamed one (`410 caller_gone`, `408 stream_cut`), a line goes to the
+      log and serving goes on.
 
     Returns when Kiln answers `503` to `next` (the container is retiring); raises when the
     runtime socket fails or answers `next` unexpectedly. `log(line)` gets the SDK's own
@@ -67,7 +71,7 @@ def run_all(runtime, handler, workflow, log=None):
 
 
 def _run_loop(runtime, handler, workflow, log):
-    log = log or _stderr_log
+    log = log or stderr_log
     while True:
         try:
             invocation = runtime.next()
@@ -95,11 +99,11 @@ def _handle_plain(runtime, invocation, handler, log):
     try:
         response = handler(invocation)
     except Exception as error:
-        log(f"invocation {invocation_id}: the handler failed: {_describe(error)}")
+        log(f"invocation {invocation_id}: the handler failed: {describe_error(error)}")
         runtime.fail(invocation_id, error_type_of(error), error_message_of(error))
         return
     try:
-        runtime.respond(invocation_id, response)
+        runtime.respond(invocation_id, response, log)
     except InvalidResponse as error:
         log(f"invocation {invocation_id}: unusable response: {error}")
         runtime.fail(invocation_id, "InvalidResponse", str(error))
@@ -124,7 +128,7 @@ def _handle_durable(runtime, invocation, workflow, log):
             log(f"instance {instance.id}: dispatch {invocation_id} ended: {interrupt}")
         return
     if raised is not None:
-        log(f"instance {instance.id}: dispatch {invocation_id} failed: {_describe(raised)}")
+        log(f"instance {instance.id}: dispatch {invocation_id} failed: {describe_error(raised)}")
         runtime.fail(invocation_id, error_type_of(raised), error_message_of(raised))
         return
     try:
@@ -145,16 +149,6 @@ def _serve_with(serve_loop):
         sys.exit(1)
     sys.stderr.write("kiln-sdk: Kiln is retiring this container; exiting\n")
     sys.exit(0)
-
-
-def _stderr_log(line):
-    sys.stderr.write(f"kiln-sdk: {line}\n")
-    sys.stderr.flush()
-
-
-def _describe(error):
-    """The exception with its traceback, for the log."""
-    return "".join(traceback.format_exception(type(error), error, error.__traceback__)).rstrip()
 
 
 def _check_callable(value, what):

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import socketserver
 import tempfile
 import threading
@@ -13,6 +14,9 @@ import time
 import urllib.parse
 
 ROUTE = re.compile(r"^/v1/invocation/([^/]+)/([a-z]+)$")
+
+# A chunk-size line as the SDK must send it: hex digits only (no extensions), CRLF.
+CHUNK_SIZE = re.compile(rb"([0-9a-fA-F]+)\r\n")
 
 
 class Recorded:
@@ -26,6 +30,16 @@ class Recorded:
         # Header fields as (name, value) pairs, as sent.
         self.headers = headers
         self.body = body
+        # A chunked body: each chunk's data as it arrived (None for a Content-Length body).
+        self.chunks = None
+        # The trailer fields of a chunked body, as (name, value) pairs.
+        self.trailers = []
+        # Whether a chunked body ended with its last chunk.
+        self.complete = False
+        # What was wrong with a chunked body's framing, or None.
+        self.framing_error = None
+        # Whether the fake answered in the middle of the body (and closed the connection).
+        self.cut = False
 
     @property
     def route(self):
@@ -41,6 +55,9 @@ class Recorded:
 
     def header_values(self, name):
         return [value for field, value in self.headers if field.lower() == name.lower()]
+
+    def trailer(self, name):
+        return next((value for field, value in self.trailers if field.lower() == name.lower()), None)
 
     def json(self):
         return json.loads(self.body.decode("utf-8"))
@@ -67,7 +84,14 @@ class FakeKiln:
     with `routes[verb](request, fake)` when a test gives one, else the default: `202` to
     response and error, first-write-wins storage for checkpoint, `202 suspended` for sleep
     and wait. A route answers a dict: `{"status", "json"}`, `{"status", "body"}` or
-    `{"drop": True}` (the connection is closed without an answer). Use as a context manager."""
+    `{"drop": True}` (the connection is closed without an answer). Use as a context manager.
+
+    A chunked request body is read chunk by chunk, strictly (a malformed one is answered
+    `400`): the request is in `requests` from its head on, each chunk is appended to its
+    `chunks` as it arrives, and `routes["chunk"](request, fake)` (when given) runs after each
+    chunk. It returns None to read on, or a reply, answered at once with `Connection: close`,
+    after which the connection is shut (`request.cut`), as Kiln does when the caller left;
+    with `"keep_open": True` the fake reads on (and drops) what comes until the SDK closes."""
 
     def __init__(self, invocations=(), routes=None):
         self._dir = tempfile.mkdtemp(prefix="kiln-sdk-python-")
@@ -103,11 +127,29 @@ class FakeKiln:
     def __exit__(self, *_):
         self.close()
 
+    def wait_until(self, predicate, timeout=5.0):
+        """Waits until `predicate()` holds; fails the test after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the fake waited {timeout} s in vain")
+            time.sleep(0.002)
+
     def answer(self, recorded):
+        """Records a request read whole and answers it."""
+        self.record(recorded)
+        return self.route(recorded)
+
+    def record(self, recorded):
         with self._lock:
             self.requests.append(recorded)
-            route = self._routes.get(recorded.route[1], not_found)
-            return route(recorded, self)
+
+    def route(self, recorded, verb=None):
+        """The reply of the route for `verb` (default: the request's own), None if there is none."""
+        with self._lock:
+            verb = verb or recorded.route[1]
+            route = self._routes.get(verb, None if verb == "chunk" else not_found)
+            return route(recorded, self) if route else None
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -132,10 +174,81 @@ def _handler_for(fake):
             self._answer()
 
         def _answer(self):
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else b""
-            recorded = Recorded(self.connection_number, self.command, self.path, list(self.headers.items()), body)
-            reply = fake.answer(recorded)
+            recorded = Recorded(self.connection_number, self.command, self.path, list(self.headers.items()), b"")
+            if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+                fake.record(recorded)
+                reply = self._read_chunked(recorded)
+                if reply is None:
+                    return
+                if not recorded.complete:
+                    self._send(dict(reply, headers=list(reply.get("headers", [])) + [("connection", "close")]))
+                    if reply.get("keep_open"):
+                        recorded.cut = True
+                        self.close_connection = True
+                        self.rfile.read()
+                        return
+                    self._cut(recorded)
+                    return
+            else:
+                length = int(self.headers.get("content-length") or 0)
+                recorded.body = self.rfile.read(length) if length else b""
+                reply = fake.answer(recorded)
+            self._send(reply)
+
+        def _read_chunked(self, recorded):
+            """Reads chunks into `recorded` until the last one (then the route's reply), a
+            reply of the chunk route, or a framing error (then a `400`); None when the
+            connection closed or the reply drops it."""
+            recorded.chunks = []
+            while True:
+                line = self.rfile.readline(1024)
+                if not line:
+                    recorded.framing_error = "the connection closed inside the body"
+                    self.close_connection = True
+                    return None
+                size = CHUNK_SIZE.fullmatch(line)
+                if not size:
+                    return self._framing_error(recorded, f"bad chunk-size line {line!r}")
+                if int(size.group(1), 16) == 0:
+                    break
+                data = self.rfile.read(int(size.group(1), 16))
+                if len(data) != int(size.group(1), 16) or self.rfile.read(2) != b"\r\n":
+                    return self._framing_error(recorded, "a chunk's data is cut short or not followed by CRLF")
+                recorded.chunks.append(data)
+                recorded.body += data
+                reply = fake.route(recorded, "chunk")
+                if reply is not None:
+                    return self._unless_dropped(reply, recorded)
+            while True:
+                line = self.rfile.readline(64 * 1024)
+                if line == b"\r\n":
+                    break
+                name, colon, value = line.decode("latin-1").partition(":")
+                if not colon or not line.endswith(b"\r\n"):
+                    return self._framing_error(recorded, f"bad trailer line {line!r}")
+                recorded.trailers.append((name, value.strip()))
+            recorded.complete = True
+            return self._unless_dropped(fake.route(recorded), recorded)
+
+        def _framing_error(self, recorded, problem):
+            recorded.framing_error = problem
+            self.close_connection = True
+            self._send({"status": 400, "json": {"error": {"code": "bad_request", "message": problem}}})
+            return None
+
+        def _unless_dropped(self, reply, recorded):
+            if reply.get("drop"):
+                self._cut(recorded)
+                return None
+            return reply
+
+        def _cut(self, recorded):
+            """Shuts the connection: the SDK's next write fails, what was sent stays readable."""
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            recorded.cut = True
+
+        def _send(self, reply):
             if reply.get("drop"):
                 self.close_connection = True
                 return

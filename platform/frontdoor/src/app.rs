@@ -23,7 +23,7 @@ use crate::error::{ApiError, CredentialRefused};
 use crate::live_events::LiveEvents;
 use crate::routes::{self, Lookup};
 use crate::webhook_cache::WebhookCache;
-use crate::{admin_api, audit, functions_api, health, instances_api, invoke, live_events, openapi};
+use crate::{admin_api, audit, events_sse, events_ws, functions_api, health, instances_api, invoke, openapi};
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone)]
@@ -268,7 +268,8 @@ impl<R: Runner> App<R> {
                     let claims = self.tenant_claims(&request).await?;
                     audit::list(self, Some(&claims.tenant), request.uri().query()).await
                 }
-                ["v1", "events"] => live_events::stream(self, request).await,
+                ["v1", "events"] => events_sse::stream(self, request).await,
+                ["v1", "events", "ws"] => events_ws::upgrade(self, request).await,
                 ["v1", "functions", rest @ ..] => functions_api::route(self, request, rest).await,
                 ["v1", "instances", rest @ ..] => instances_api::route(self, request, rest).await,
                 ["v1", "admin", rest @ ..] => admin_api::route(self, request, rest).await,

@@ -87,3 +87,30 @@ mod tests {
         assert_eq!(json["error"]["code"], "too_many_connections");
     }
 }
+
+/// A connection's place under the limit, in each of its requests' extensions: a request
+/// that takes the connection over (a WebSocket) keeps it while the session lasts.
+#[derive(Clone)]
+pub(crate) struct ConnectionPermit(
+    #[allow(dead_code, reason = "held, never read")] pub std::sync::Arc<OwnedSemaphorePermit>,
+);
+
+/// The descriptor of the TCP connection a request came on, for a request that takes the
+/// connection over and tunes it (a WebSocket bounds its send buffer). It stays open while
+/// the request is served.
+#[derive(Clone, Copy)]
+pub(crate) struct ConnectionSocket(pub std::os::fd::RawFd);
+
+impl ConnectionSocket {
+    /// Fixes the kernel's send buffer for this connection at `bytes` (the kernel doubles
+    /// it), instead of letting it grow to `tcp_wmem`'s maximum (4 MiB by default) for a
+    /// peer that does not read.
+    pub(crate) fn limit_send_buffer(self, bytes: usize) {
+        // SAFETY: the connection this request arrived on owns the descriptor and is open
+        // while the request is being served, which is when this is called.
+        let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) };
+        if let Err(error) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::SndBuf, &bytes) {
+            tracing::debug!(%error, "cannot limit a connection's send buffer");
+        }
+    }
+}

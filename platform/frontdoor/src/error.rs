@@ -109,6 +109,15 @@ impl ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             response.extensions_mut().insert(CredentialRefused);
         }
+        // Kiln's one upgrade is the live-events WebSocket: say what to upgrade to.
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            let headers = response.headers_mut();
+            headers.insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(
+                http::header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
         response
     }
 }

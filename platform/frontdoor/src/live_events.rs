@@ -1,54 +1,52 @@
-//! Live events: `GET /v1/events` streams a tenant's invocations (as this node serves them)
-//! and instance lifecycle events (from PostgreSQL, so from every node) as Server-Sent
-//! Events. A tenant sees only its own events.
+//! The live-events hub: a tenant's invocations (as this node serves them) and instance
+//! lifecycle events (read from PostgreSQL, so from every node), each with an id, fanned out
+//! to the SSE stream (`events_sse.rs`) and the WebSocket stream (`events_ws.rs`).
+//!
+//! **Invariant:** events get their sequence numbers, enter the resume buffer and go to the
+//! subscribers under one lock, so a subscriber that resumes gets the buffered events after
+//! its id and then the live ones, none twice and none skipped.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
-use pool::Runner;
 use serde_json::{Value, json};
 use store::Store;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::App;
-use crate::body::{RequestBody, ResponseBody, rfc3339, streamed_body};
+use crate::body::rfc3339;
 use crate::error::ApiError;
+use crate::event_filter::EventId;
+use crate::instance_event_poller::{NO_START, poll_instance_events};
 
-/// Events a slow subscriber may fall behind by before it skips ahead.
-const BACKLOG: usize = 4096;
-/// How often instance events are read from PostgreSQL while anyone listens.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// A comment line this often keeps proxies from closing an idle stream.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-/// Event ids come from a sequence and may commit out of order: each poll looks this far
-/// back (about 2 s of the busiest instance traffic measured), and ids already sent are
-/// skipped.
-const LOOK_BACK: i64 = 4096;
-/// Rows per poll (more than the look-back window); a full batch is followed by another
-/// poll at once.
-const POLL_LIMIT: i64 = 5000;
+/// Events a slow subscriber may fall behind by before it skips ahead (SSE) or is closed
+/// (WebSocket); also the events kept for subscribers that resume.
+pub(crate) const BACKLOG: usize = 4096;
+/// After the last subscriber leaves, events are still kept this long for one that
+/// reconnects and resumes.
+const RESUME_WINDOW: Duration = Duration::from_secs(60);
 
 /// One event on its way to the tenant's subscribers.
 #[derive(Debug)]
 pub struct LiveEvent {
+    /// Its place in this hub's sequence (see [`EventId`]).
+    pub seq: u64,
     pub tenant: String,
-    /// The SSE event name: `invocation` or `instance`.
+    /// The event type: `invocation` or `instance`.
     pub name: &'static str,
+    pub function: String,
+    /// The instance an `instance` event is about.
+    pub instance: Option<String>,
     pub data: Value,
 }
-
-/// No subscriber has asked the poller to start from an event id.
-const NO_START: i64 = i64::MAX;
 
 /// The hub every subscriber listens on; cheap to clone.
 #[derive(Clone)]
 pub struct LiveEvents {
-    sender: broadcast::Sender<Arc<LiveEvent>>,
+    inner: Arc<Hub>,
     store: Store,
     /// The oldest newest-event-id a new subscriber saw, for an idle poller to start after.
     /// Subscribing and saying so happen under this lock, as does the poller's check for
@@ -58,21 +56,104 @@ pub struct LiveEvents {
     poller: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
+pub(crate) struct Hub {
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+    /// The newest events, oldest first, with the next sequence number.
+    recent: Mutex<(VecDeque<Arc<LiveEvent>>, u64)>,
+    /// This hub's life, in the ids it gives out: a resumed id of another life is a gap.
+    epoch: u64,
+    started: Instant,
+    /// Events are kept until this many milliseconds after `started`, even with nobody
+    /// listening, so a subscriber that reconnects can resume.
+    keep_until_ms: AtomicU64,
+}
+
+/// What a new subscriber starts with.
+pub(crate) struct Subscription {
+    pub events: broadcast::Receiver<Arc<LiveEvent>>,
+    /// Buffered events after the id it resumes from.
+    pub backlog: Vec<Arc<LiveEvent>>,
+    /// Events after that id are no longer buffered (or the id is of another kilnd's life):
+    /// some may be missing.
+    pub gap: bool,
+    /// Keeps the hub's buffer filling for a while after the subscriber leaves.
+    _keeping: Keeping,
+    pub epoch: u64,
+}
+
+/// Extends the resume window when a subscriber leaves.
+struct Keeping(Arc<Hub>);
+
+impl Drop for Keeping {
+    fn drop(&mut self) {
+        self.0.keep_for(RESUME_WINDOW);
+    }
+}
+
+impl Hub {
+    /// Whether anyone listens now or may resume soon.
+    pub(crate) fn is_keeping(&self) -> bool {
+        self.sender.receiver_count() > 0
+            || (self.started.elapsed().as_millis() as u64) < self.keep_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn keep_for(&self, window: Duration) {
+        let until = (self.started.elapsed() + window).as_millis() as u64;
+        self.keep_until_ms.fetch_max(until, Ordering::Relaxed);
+    }
+
+    pub(crate) fn publish(
+        &self,
+        tenant: String,
+        name: &'static str,
+        function: String,
+        instance: Option<String>,
+        data: Value,
+    ) {
+        let mut recent = self.recent.lock();
+        let seq = recent.1;
+        recent.1 += 1;
+        let event = Arc::new(LiveEvent {
+            seq,
+            tenant,
+            name,
+            function,
+            instance,
+            data,
+        });
+        if recent.0.len() == BACKLOG {
+            recent.0.pop_front();
+        }
+        recent.0.push_back(event.clone());
+        let _ = self.sender.send(event);
+    }
+}
+
 impl LiveEvents {
     /// Starts the hub and its instance-event poller (which reads only while someone listens
-    /// and ends when `closing` is cancelled, so a Kiln embedded and stopped in a longer-lived
-    /// program leaves no task or database pool behind).
+    /// or may resume, and ends when `closing` is cancelled, so a Kiln embedded and stopped in
+    /// a longer-lived program leaves no task or database pool behind).
     pub fn start(store: Store, closing: CancellationToken) -> LiveEvents {
         let (sender, _) = broadcast::channel(BACKLOG);
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let hub = Arc::new(Hub {
+            sender,
+            recent: Mutex::new((VecDeque::with_capacity(BACKLOG), 1)),
+            epoch,
+            started: Instant::now(),
+            keep_until_ms: AtomicU64::new(0),
+        });
         let start_after = Arc::new(Mutex::new(NO_START));
         let poller = tokio::spawn(poll_instance_events(
             store.clone(),
-            sender.clone(),
+            hub.clone(),
             start_after.clone(),
             closing,
         ));
         LiveEvents {
-            sender,
+            inner: hub,
             store,
             start_after,
             poller: Arc::new(Mutex::new(Some(poller))),
@@ -87,18 +168,47 @@ impl LiveEvents {
         }
     }
 
-    /// Reads the newest instance event id, then subscribes, so that instance events after
-    /// this call reach the subscriber even if the poller was idle until now. (An event whose
-    /// id is older but whose transaction commits after this read still arrives, unless it
-    /// commits before an idle poller's first read, at most one poll interval later.)
-    async fn subscribe(&self) -> Result<broadcast::Receiver<Arc<LiveEvent>>, ApiError> {
+    /// Subscribes, resuming after `resume` if given. Reads the newest instance event id
+    /// first, so that instance events after this call reach the subscriber even if the
+    /// poller was idle until now. (An event whose id is older but whose transaction commits
+    /// after this read still arrives, unless it commits before an idle poller's first read,
+    /// at most one poll interval later.)
+    pub(crate) async fn subscribe(&self, resume: Option<EventId>) -> Result<Subscription, ApiError> {
         let newest = self.store.last_instance_event_id().await?;
-        let mut start_after = self.start_after.lock();
-        *start_after = (*start_after).min(newest);
-        Ok(self.sender.subscribe())
+        {
+            let mut start_after = self.start_after.lock();
+            *start_after = (*start_after).min(newest);
+        }
+        let hub = &self.inner;
+        let recent = hub.recent.lock();
+        let events = hub.sender.subscribe();
+        let (backlog, gap) = match resume {
+            None => (Vec::new(), false),
+            Some(id) if id.epoch != hub.epoch => (Vec::new(), true),
+            Some(id) => {
+                let oldest = recent.0.front().map_or(recent.1, |event| event.seq);
+                let backlog = recent
+                    .0
+                    .iter()
+                    .filter(|event| event.seq > id.seq)
+                    .cloned()
+                    .collect();
+                // Nothing is missing if the event right after `id` is still buffered (or not
+                // sent yet).
+                (backlog, id.seq + 1 < oldest)
+            }
+        };
+        drop(recent);
+        Ok(Subscription {
+            events,
+            backlog,
+            gap,
+            _keeping: Keeping(hub.clone()),
+            epoch: hub.epoch,
+        })
     }
 
-    /// Publishes an invocation this node served, if anyone listens.
+    /// Publishes an invocation this node served, if anyone listens or may resume.
     pub fn invocation(
         &self,
         tenant: &str,
@@ -108,7 +218,7 @@ impl LiveEvents {
         duration: Duration,
         cold: bool,
     ) {
-        if self.sender.receiver_count() == 0 {
+        if !self.inner.is_keeping() {
             return;
         }
         let data = json!({
@@ -119,155 +229,7 @@ impl LiveEvents {
             "duration_ms": duration.as_secs_f64() * 1000.0,
             "cold": cold,
         });
-        let _ = self.sender.send(Arc::new(LiveEvent {
-            tenant: tenant.to_owned(),
-            name: "invocation",
-            data,
-        }));
-    }
-}
-
-/// `GET /v1/events` for the tenant of the bearer token.
-pub async fn stream<R, B>(app: &App<R>, request: Request<B>) -> Result<Response<ResponseBody>, ApiError>
-where
-    R: Runner,
-    B: RequestBody,
-{
-    let tenant = app.tenant_claims(&request).await?.tenant;
-    let mut events = app.inner.events.subscribe().await?;
-    let closing = app.inner.closing.clone();
-    let (chunks, body) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(async move {
-        // Tells the client the stream is open before the first event.
-        if chunks.send(Bytes::from_static(b": connected\n\n")).await.is_err() {
-            return;
-        }
-        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
-        keep_alive.tick().await;
-        loop {
-            let chunk = tokio::select! {
-                event = events.recv() => match event {
-                    Ok(event) if event.tenant == tenant => {
-                        Bytes::from(format!("event: {}\ndata: {}\n\n", event.name, event.data))
-                    }
-                    Ok(_) => continue,
-                    // The count would tell of other tenants' events: say only that some were skipped.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        Bytes::from_static(b": events skipped (the client read too slowly)\n\n")
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
-                _ = chunks.closed() => return,
-                // Shutdown ends the stream, so the drain does not wait for the client.
-                _ = closing.cancelled() => return,
-            };
-            if chunks.send(chunk).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut response = Response::new(streamed_body(body));
-    *response.status_mut() = StatusCode::OK;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // nginx: do not buffer this response.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
-}
-
-/// Reads new instance events while anyone listens and publishes them.
-async fn poll_instance_events(
-    store: Store,
-    sender: broadcast::Sender<Arc<LiveEvent>>,
-    start_after: Arc<Mutex<i64>>,
-    closing: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(POLL_INTERVAL);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The newest id seen; the ids sent (or passed over as history) within the look-back
-    // window; and, until the first read after listening began, the newest id then, as the
-    // first subscriber read it: events up to it already visible are history, not news.
-    let mut last: Option<i64> = None;
-    let mut sent: (HashSet<i64>, VecDeque<i64>) = (HashSet::new(), VecDeque::new());
-    let mut history_up_to = i64::MIN;
-    let mut full_batch = false;
-    loop {
-        if closing.is_cancelled() {
-            return;
-        }
-        if !full_batch {
-            tokio::select! {
-                _ = closing.cancelled() => return,
-                _ = ticker.tick() => {}
-            }
-        }
-        full_batch = false;
-        let asked = {
-            let mut start_after = start_after.lock();
-            if sender.receiver_count() == 0 {
-                // Nobody listens: start where the next subscriber says when someone does.
-                *start_after = NO_START;
-                None
-            } else {
-                // While the poller runs, later subscribers are covered already.
-                Some(std::mem::replace(&mut *start_after, NO_START))
-            }
-        };
-        let Some(asked) = asked else {
-            last = None;
-            continue;
-        };
-        let after = match last {
-            Some(after) => after,
-            None if asked == NO_START => continue,
-            None => {
-                last = Some(asked);
-                history_up_to = asked;
-                sent = (HashSet::new(), VecDeque::new());
-                asked
-            }
-        };
-        let events = match store.instance_events_after(after - LOOK_BACK, POLL_LIMIT).await {
-            Ok(events) => events,
-            Err(error) => {
-                tracing::warn!(%error, "live events: reading instance events failed");
-                continue;
-            }
-        };
-        full_batch = events.len() as i64 == POLL_LIMIT;
-        // The look-back window holds fewer ids than a batch, so this first read saw all of it.
-        let history = std::mem::replace(&mut history_up_to, i64::MIN);
-        for event in events {
-            last = Some(last.unwrap_or(0).max(event.id));
-            if !sent.0.insert(event.id) {
-                continue;
-            }
-            sent.1.push_back(event.id);
-            if event.id <= history {
-                continue;
-            }
-            let data = json!({
-                "time": rfc3339(event.at),
-                "instance": event.instance,
-                "function": event.function,
-                "kind": event.kind,
-            });
-            let _ = sender.send(Arc::new(LiveEvent {
-                tenant: event.tenant,
-                name: "instance",
-                data,
-            }));
-        }
-        let forgotten = last.unwrap_or(0) - LOOK_BACK;
-        while sent.1.front().is_some_and(|&id| id <= forgotten) {
-            if let Some(id) = sent.1.pop_front() {
-                sent.0.remove(&id);
-            }
-        }
+        self.inner
+            .publish(tenant.to_owned(), "invocation", function.to_owned(), None, data);
     }
 }

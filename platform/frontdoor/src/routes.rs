@@ -47,6 +47,10 @@ pub const ROUTES: &[Route] = &[
         methods: &["GET"],
     },
     Route {
+        pattern: "/v1/events/ws",
+        methods: &["GET"],
+    },
+    Route {
         pattern: "/v1/audit",
         methods: &["GET"],
     },

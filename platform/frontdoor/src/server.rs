@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::App;
 use crate::client_addr::PeerAddr;
+use crate::connection_limit::{ConnectionPermit, ConnectionSocket};
 use crate::lingering_close::LingeringStream;
 use crate::unread_body;
 use http::Request;
@@ -131,8 +132,12 @@ impl<R: Runner> Connections<'_, R> {
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
         let requests = self.requests.clone();
+        let permit = ConnectionPermit(std::sync::Arc::new(open));
+        let socket = ConnectionSocket(std::os::fd::AsRawFd::as_raw_fd(&stream));
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(PeerAddr(peer.ip()));
+            request.extensions_mut().insert(permit.clone());
+            request.extensions_mut().insert(socket);
             let app = app.clone();
             let in_flight = requests.token();
             async move {
@@ -142,7 +147,10 @@ impl<R: Runner> Connections<'_, R> {
             }
         });
         let io = TokioIo::new(LingeringStream::new(stream));
-        let connection = self.builder.serve_connection(io, service).into_owned();
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
         let connection = self.graceful.watch(connection);
         let metrics = state.metrics.clone();
         tokio::spawn(async move {
@@ -155,7 +163,6 @@ impl<R: Runner> Connections<'_, R> {
                 }
                 tracing::debug!(error = %error, "connection ended with an error");
             }
-            drop(open);
         });
     }
 }

@@ -1,0 +1,96 @@
+//! `GET /v1/events`: the tenant's live events as Server-Sent Events, each with its `id:`, so
+//! a client (a browser's `EventSource` does it on its own) resumes with `Last-Event-ID`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use pool::Runner;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::App;
+use crate::body::{RequestBody, ResponseBody, streamed_body};
+use crate::error::ApiError;
+use crate::event_filter::{EventFilter, EventId};
+use crate::live_events::LiveEvent;
+
+/// A comment line this often keeps proxies from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+pub async fn stream<R, B>(app: &App<R>, request: Request<B>) -> Result<Response<ResponseBody>, ApiError>
+where
+    R: Runner,
+    B: RequestBody,
+{
+    let tenant = app.tenant_claims(&request).await?.tenant;
+    let mut filter = EventFilter::from_query(request.uri().query())?;
+    if let Some(last) = request.headers().get("last-event-id") {
+        filter.after = Some(EventId::parse(&String::from_utf8_lossy(last.as_bytes()))?);
+    }
+    let mut subscription = app.inner.events.subscribe(filter.after).await?;
+    let closing = app.inner.closing.clone();
+    let (chunks, body) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let epoch = subscription.epoch;
+        let frame = |event: &LiveEvent| {
+            Bytes::from(format!(
+                "id: {}\nevent: {}\ndata: {}\n\n",
+                EventId::of(epoch, event),
+                event.name,
+                event.data
+            ))
+        };
+        // Tells the client the stream is open before the first event.
+        let mut opening = vec![Bytes::from_static(b": connected\n\n")];
+        if subscription.gap {
+            opening.push(Bytes::from_static(
+                b"event: gap\ndata: {\"reason\":\"events after the given id are no longer kept\"}\n\n",
+            ));
+        }
+        let backlog = std::mem::take(&mut subscription.backlog);
+        opening.extend(
+            backlog
+                .iter()
+                .filter(|event| filter.admits(&tenant, event))
+                .map(|event| frame(event)),
+        );
+        for chunk in opening {
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+        }
+        let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+        keep_alive.tick().await;
+        loop {
+            let chunk = tokio::select! {
+                event = subscription.events.recv() => match event {
+                    Ok(event) if filter.admits(&tenant, &event) => frame(&event),
+                    Ok(_) => continue,
+                    // The count would tell of other tenants' events: say only that some were skipped.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        Bytes::from_static(b": events skipped (the client read too slowly)\n\n")
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                _ = chunks.closed() => return,
+                // Shutdown ends the stream, so the drain does not wait for the client.
+                _ = closing.cancelled() => return,
+            };
+            if chunks.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = Response::new(streamed_body(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx: do not buffer this response.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
