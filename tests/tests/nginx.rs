@@ -8,8 +8,17 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use e2e::{Kiln, kiln_cli_path, testbed_path};
+use futures_util::StreamExt;
 use http::Method;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
+use std::sync::Arc;
 use tokio::io::AsyncReadExt;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// nginx in the foreground with the test configuration; stopped when dropped.
 struct Nginx {
@@ -328,6 +337,26 @@ async fn kiln_behind_the_real_nginx() {
         "curl saw the stream cut"
     );
 
+    // Live events over a WebSocket through nginx's /ws, the token as a subprotocol entry
+    // (as a browser sends it).
+    let mut socket = websocket_through(&nginx, "/ws?types=invocation", &token).await;
+    let (status, _, _) = nginx.curl("127.0.0.1", &["-H", &auth, "--data", "x"], "/fn/acme/hello/echo");
+    assert_eq!(status, 200);
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await.expect("the socket open").expect("a message") {
+                Message::Text(text) => break serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .expect("an event through nginx within 10 s");
+    assert_eq!(
+        (event["type"].as_str(), event["data"]["function"].as_str()),
+        (Some("invocation"), Some("hello"))
+    );
+
     // /metrics is served to the host itself.
     let (status, _, body) = nginx.curl("127.0.0.1", &[], "/metrics");
     assert_eq!(status, 200);
@@ -450,6 +479,41 @@ impl Drop for CliHome {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A WebSocket session through nginx over TLS (HTTP/1.1), trusting the test CA.
+async fn websocket_through(
+    nginx: &Nginx,
+    path: &str,
+    token: &str,
+) -> WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(&nginx.ca).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let address = nginx.url.trim_start_matches("https://");
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let server = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(server, tcp)
+        .await
+        .unwrap();
+    let mut request = format!("wss://{address}{path}").into_client_request().unwrap();
+    let protocols = format!("kiln.events.v1, kiln.token.{token}");
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", protocols.parse().unwrap());
+    let (socket, response) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .expect("a WebSocket through nginx");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "kiln.events.v1");
+    socket
 }
 
 fn stderr(output: &std::process::Output) -> String {
