@@ -27,7 +27,7 @@ where
     if let Some(last) = request.headers().get("last-event-id") {
         filter.after = Some(EventId::parse(&String::from_utf8_lossy(last.as_bytes()))?);
     }
-    let mut subscription = app.inner.events.subscribe(filter.after).await?;
+    let mut subscription = app.inner.events.subscribe(&tenant, filter.after).await?;
     let closing = app.inner.closing.clone();
     let (chunks, body) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {

@@ -9,7 +9,7 @@
 //!   `Last-Event-ID`) resumes after a reconnect, and `{"type": "gap"}` says events in
 //!   between are no longer kept.
 //! - Kiln pings every 15 s and closes a peer silent for 45 s. A consumer that stops reading
-//!   is closed (1008) once it is a whole buffer of events behind or a write has stalled for
+//!   is closed (1008) once it is 1024 of its tenant's events behind or a write has stalled for
 //!   10 s; its connection's kernel send buffer is fixed at 64 KiB, so neither kilnd nor the
 //!   kernel holds more than that and the shared event buffer for it.
 
@@ -79,7 +79,7 @@ where
     if let Some(last) = request.headers().get("last-event-id") {
         filter.after = Some(EventId::parse(&String::from_utf8_lossy(last.as_bytes()))?);
     }
-    let subscription = app.inner.events.subscribe(filter.after).await?;
+    let subscription = app.inner.events.subscribe(&claims.tenant, filter.after).await?;
     let permit = request.extensions_mut().remove::<ConnectionPermit>();
     if let Some(socket) = request.extensions().get::<ConnectionSocket>() {
         socket.limit_send_buffer(SEND_BUFFER);

@@ -2,13 +2,13 @@
 //! lifecycle events (read from PostgreSQL, so from every node), each with an id, fanned out
 //! to the SSE stream (`events_sse.rs`) and the WebSocket stream (`events_ws.rs`).
 //!
-//! **Invariant:** events get their sequence numbers, enter the resume buffer and go to the
-//! subscribers under one lock, so a subscriber that resumes gets the buffered events after
+//! **Invariant:** events get their sequence numbers, enter the resume buffer and go to their
+//! tenant's subscribers under one lock, so a subscriber that resumes gets the buffered events after
 //! its id and then the live ones, none twice and none skipped.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
@@ -22,9 +22,12 @@ use crate::error::ApiError;
 use crate::event_filter::EventId;
 use crate::instance_event_poller::{NO_START, poll_instance_events};
 
-/// Events a slow subscriber may fall behind by before it skips ahead (SSE) or is closed
-/// (WebSocket); also the events kept for subscribers that resume.
+/// Events kept for subscribers that resume.
 pub(crate) const BACKLOG: usize = 4096;
+/// Events of its tenant a slow subscriber may fall behind by before it skips ahead (SSE) or
+/// is closed (WebSocket). Each tenant with subscribers has a channel of this many slots
+/// (about 40 KB).
+const CHANNEL_CAPACITY: usize = 1024;
 /// After the last subscriber leaves, events are still kept this long for one that
 /// reconnects and resumes.
 const RESUME_WINDOW: Duration = Duration::from_secs(60);
@@ -57,15 +60,25 @@ pub struct LiveEvents {
 }
 
 pub(crate) struct Hub {
-    sender: broadcast::Sender<Arc<LiveEvent>>,
-    /// The newest events, oldest first, with the next sequence number.
-    recent: Mutex<(VecDeque<Arc<LiveEvent>>, u64)>,
+    /// The newest events and the channels to their tenants' subscribers.
+    state: Mutex<HubState>,
+    /// Subscribers now, of every tenant.
+    subscribers: AtomicUsize,
     /// This hub's life, in the ids it gives out: a resumed id of another life is a gap.
     epoch: u64,
     started: Instant,
     /// Events are kept until this many milliseconds after `started`, even with nobody
     /// listening, so a subscriber that reconnects can resume.
     keep_until_ms: AtomicU64,
+}
+
+struct HubState {
+    /// The newest events, oldest first.
+    recent: VecDeque<Arc<LiveEvent>>,
+    next_seq: u64,
+    /// One channel per tenant with subscribers, so an event wakes only its own tenant's
+    /// subscribers, however many others listen.
+    channels: HashMap<String, broadcast::Sender<Arc<LiveEvent>>>,
 }
 
 /// What a new subscriber starts with.
@@ -81,11 +94,12 @@ pub(crate) struct Subscription {
     pub epoch: u64,
 }
 
-/// Extends the resume window when a subscriber leaves.
+/// Counts a subscriber, and extends the resume window when it leaves.
 struct Keeping(Arc<Hub>);
 
 impl Drop for Keeping {
     fn drop(&mut self) {
+        self.0.subscribers.fetch_sub(1, Ordering::Relaxed);
         self.0.keep_for(RESUME_WINDOW);
     }
 }
@@ -93,7 +107,7 @@ impl Drop for Keeping {
 impl Hub {
     /// Whether anyone listens now or may resume soon.
     pub(crate) fn is_keeping(&self) -> bool {
-        self.sender.receiver_count() > 0
+        self.subscribers.load(Ordering::Relaxed) > 0
             || (self.started.elapsed().as_millis() as u64) < self.keep_until_ms.load(Ordering::Relaxed)
     }
 
@@ -110,9 +124,9 @@ impl Hub {
         instance: Option<String>,
         data: Value,
     ) {
-        let mut recent = self.recent.lock();
-        let seq = recent.1;
-        recent.1 += 1;
+        let mut state = self.state.lock();
+        let seq = state.next_seq;
+        state.next_seq += 1;
         let event = Arc::new(LiveEvent {
             seq,
             tenant,
@@ -121,11 +135,18 @@ impl Hub {
             instance,
             data,
         });
-        if recent.0.len() == BACKLOG {
-            recent.0.pop_front();
+        if state.recent.len() == BACKLOG {
+            state.recent.pop_front();
         }
-        recent.0.push_back(event.clone());
-        let _ = self.sender.send(event);
+        state.recent.push_back(event.clone());
+        let gone = match state.channels.get(&event.tenant) {
+            Some(channel) => channel.send(event.clone()).is_err(),
+            None => false,
+        };
+        if gone {
+            // Its last subscriber left: the next one opens a new channel.
+            state.channels.remove(&event.tenant);
+        }
     }
 }
 
@@ -134,13 +155,16 @@ impl LiveEvents {
     /// or may resume, and ends when `closing` is cancelled, so a Kiln embedded and stopped in
     /// a longer-lived program leaves no task or database pool behind).
     pub fn start(store: Store, closing: CancellationToken) -> LiveEvents {
-        let (sender, _) = broadcast::channel(BACKLOG);
         let epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_millis() as u64);
         let hub = Arc::new(Hub {
-            sender,
-            recent: Mutex::new((VecDeque::with_capacity(BACKLOG), 1)),
+            state: Mutex::new(HubState {
+                recent: VecDeque::with_capacity(BACKLOG),
+                next_seq: 1,
+                channels: HashMap::new(),
+            }),
+            subscribers: AtomicUsize::new(0),
             epoch,
             started: Instant::now(),
             keep_until_ms: AtomicU64::new(0),
@@ -173,24 +197,33 @@ impl LiveEvents {
     /// poller was idle until now. (An event whose id is older but whose transaction commits
     /// after this read still arrives, unless it commits before an idle poller's first read,
     /// at most one poll interval later.)
-    pub(crate) async fn subscribe(&self, resume: Option<EventId>) -> Result<Subscription, ApiError> {
+    pub(crate) async fn subscribe(
+        &self,
+        tenant: &str,
+        resume: Option<EventId>,
+    ) -> Result<Subscription, ApiError> {
         let newest = self.store.last_instance_event_id().await?;
         {
             let mut start_after = self.start_after.lock();
             *start_after = (*start_after).min(newest);
         }
         let hub = &self.inner;
-        let recent = hub.recent.lock();
-        let events = hub.sender.subscribe();
+        let mut state = hub.state.lock();
+        let events = state
+            .channels
+            .entry(tenant.to_owned())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe();
+        hub.subscribers.fetch_add(1, Ordering::Relaxed);
         let (backlog, gap) = match resume {
             None => (Vec::new(), false),
             Some(id) if id.epoch != hub.epoch => (Vec::new(), true),
             Some(id) => {
-                let oldest = recent.0.front().map_or(recent.1, |event| event.seq);
-                let backlog = recent
-                    .0
+                let oldest = state.recent.front().map_or(state.next_seq, |event| event.seq);
+                let backlog = state
+                    .recent
                     .iter()
-                    .filter(|event| event.seq > id.seq)
+                    .filter(|event| event.seq > id.seq && event.tenant == tenant)
                     .cloned()
                     .collect();
                 // Nothing is missing if the event right after `id` is still buffered (or not
@@ -198,7 +231,7 @@ impl LiveEvents {
                 (backlog, id.seq + 1 < oldest)
             }
         };
-        drop(recent);
+        drop(state);
         Ok(Subscription {
             events,
             backlog,
