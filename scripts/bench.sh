@@ -4,12 +4,13 @@
 # create+start, image uploads and cold starts of the Python example image vs raw youki,
 # kilnd's idle memory and its memory per warm container, durable checkpoint round trips,
 # wake-ups of many sleeping instances, streamed responses (chunk lag, kilnd's memory under a
-# 1 GiB stream), and warm calls while PostgreSQL is stopped or frozen
+# 1 GiB stream), WebSocket live-event subscribers under load, and warm calls while PostgreSQL is stopped or frozen
 # (on a PostgreSQL cluster of the bench's own).
-# Usage: scripts/bench.sh [warm|cold|images|rss|stream|checkpoints|wakes|outage|all]   (needs root; builds in release mode)
+# Usage: scripts/bench.sh [warm|cold|images|rss|stream|events|checkpoints|wakes|outage|all]   (needs root; builds in release mode)
 # Knobs: BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_RUNS, BENCH_CHECKPOINT_INSTANCES,
 # BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS, BENCH_IMAGE_MB,
-# BENCH_IMAGE_REQUESTS, BENCH_OUTAGE_SECONDS, BENCH_STREAM_MIB.
+# BENCH_IMAGE_REQUESTS, BENCH_OUTAGE_SECONDS, BENCH_STREAM_MIB, BENCH_SUBSCRIBERS, BENCH_EVENT_TENANTS,
+# BENCH_EVENT_RATE.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
@@ -134,6 +135,19 @@ if [ "$which" = stream ] || [ "$which" = all ]; then
   echo "### Streamed responses"
   echo
   "$bench" stream "${target[@]}" --pid "$kilnd_pid" --runs "${BENCH_RUNS:-200}" --mib "${BENCH_STREAM_MIB:-1024}"
+  echo
+fi
+if [ "$which" = events ] || [ "$which" = all ]; then
+  # Subscribers are spread over tenants, as consoles are: each tenant's events wake only its own.
+  tenants_file="$data_dir/event-tenants"
+  for i in $(seq 1 "${BENCH_EVENT_TENANTS:-100}"); do
+    DATABASE_URL="$bench_url" "$kilnd" tenant create "bench-ev-$i" --secret "$secret" >/dev/null
+    echo "bench-ev-$i $("$kilnd" token mint --tenant "bench-ev-$i" --secret "$secret" --ttl 7200)"
+  done >"$tenants_file"
+  echo "### Live events over WebSockets"
+  echo
+  "$bench" events --url "$url" --tenants-file "$tenants_file" --testbed "$testbed" --pid "$kilnd_pid" \
+    --subscribers "${BENCH_SUBSCRIBERS:-1000}" --rate "${BENCH_EVENT_RATE:-2000}" --seconds "${BENCH_SECONDS:-10}"
   echo
 fi
 if [ "$which" = checkpoints ] || [ "$which" = all ]; then

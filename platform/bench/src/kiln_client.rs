@@ -37,6 +37,11 @@ impl KilnTarget {
         }
     }
 
+    /// The `Authorization` header value this target sends.
+    pub fn bearer(&self) -> &str {
+        &self.bearer
+    }
+
     /// Sends one request; returns the status, the body and the time it took.
     pub async fn call(
         &self,

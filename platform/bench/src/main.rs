@@ -11,6 +11,8 @@
 //! - `sleepers`: many sleeping instances with spread wake times (their wake-ups are read
 //!   from PostgreSQL by `scripts/bench.sh`);
 //! - `stream`: streamed responses: chunk delivery lag and kilnd's memory under a 1 GiB stream;
+//! - `events`: WebSocket live-event subscribers over many tenants while invocations run:
+//!   delivery lag and kilnd's memory per subscriber;
 //! - `outage`: warm calls while kilnd's PostgreSQL is stopped, then frozen (commands given).
 //!
 //! Run through `scripts/bench.sh`, which builds everything and starts kilnd.
@@ -18,6 +20,7 @@
 mod cold;
 mod direct;
 mod durable;
+mod events;
 mod images;
 mod kiln_client;
 mod outage;
@@ -34,6 +37,7 @@ const USAGE: &str = "usage:
   kiln-bench images --url URL --token JWT --tenant T --upload-image ARCHIVE --cold-image ARCHIVE --python-handler FILE --python-sdk DIR --kilnd PATH --pid KILND_PID [--synthetic-mb 100,500] [--runs N] [--requests N]
   kiln-bench outage --url URL --token JWT --tenant T --testbed PATH --stop CMD --start CMD --freeze CMD --thaw CMD [--concurrency C] [--seconds S]
   kiln-bench stream --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--runs N] [--mib M]
+  kiln-bench events --url URL --tenants-file FILE --testbed PATH --pid KILND_PID [--subscribers N] [--rate R] [--seconds S]
   kiln-bench rss --pid PID
   kiln-bench checkpoints --url URL --token JWT --tenant T --testbed PATH [--instances C] [--count N]
   kiln-bench sleepers --url URL --token JWT --tenant T --testbed PATH --pid KILND_PID [--count N] [--concurrency C] [--lead-seconds S] [--spread-seconds S]";
@@ -152,6 +156,34 @@ async fn main() -> anyhow::Result<()> {
             };
             stream::run(
                 &target,
+                required("--testbed")?.as_ref(),
+                &required("--pid")?,
+                &settings,
+            )
+            .await
+        }
+        "events" => {
+            let url = required("--url")?;
+            let listing =
+                std::fs::read_to_string(required("--tenants-file")?).context("reading --tenants-file")?;
+            let tenants: Vec<events::EventTenant> = listing
+                .lines()
+                .filter_map(|line| line.split_once(' '))
+                .map(|(tenant, token)| events::EventTenant {
+                    target: kiln_client::KilnTarget::new(
+                        url.clone(),
+                        token.trim().to_owned(),
+                        tenant.to_owned(),
+                    ),
+                })
+                .collect();
+            let settings = events::EventSettings {
+                subscribers: number("--subscribers", 1000)?,
+                rate: number("--rate", 2000)?,
+                seconds: number("--seconds", 10)? as u64,
+            };
+            events::run(
+                &tenants,
                 required("--testbed")?.as_ref(),
                 &required("--pid")?,
                 &settings,

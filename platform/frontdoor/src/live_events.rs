@@ -23,7 +23,7 @@ use crate::event_filter::EventId;
 use crate::instance_event_poller::{NO_START, poll_instance_events};
 
 /// Events kept for subscribers that resume.
-pub(crate) const BACKLOG: usize = 4096;
+const BACKLOG: usize = 4096;
 /// Events of its tenant a slow subscriber may fall behind by before it skips ahead (SSE) or
 /// is closed (WebSocket). Each tenant with subscribers has a channel of this many slots
 /// (about 40 KB).
