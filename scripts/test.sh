@@ -18,8 +18,10 @@ if [ "${1:-}" = --unit ]; then
 fi
 
 kiln_install_packages
-# A real OCI registry (and its htpasswd tool) for the image pull tests.
+# A real OCI registry (and its htpasswd tool) for the image pull tests; a real browser and
+# its WebDriver for the console test.
 kiln_apt_install --no-install-recommends docker-registry apache2-utils skopeo
+kiln_apt_install chromium chromium-driver
 DATABASE_URL="$(kiln_database_url)"
 export DATABASE_URL
 

@@ -5,6 +5,7 @@
 //! create databases), `KILND_BIN`, `KILN_TESTBED` and `KILN_IMAGES` (default: this workspace's
 //! build outputs).
 
+mod browser;
 #[cfg(test)]
 mod cgroup_layouts;
 mod cgroups;
@@ -18,6 +19,7 @@ mod private_postgres;
 mod raw_http;
 mod store_fixtures;
 
+pub use browser::Browser;
 pub use cgroups::cgroup_dirs;
 pub use client::{Reply, Streaming};
 pub use fake_internet::{FAKE_HTTP_PORTS, FakeInternet};

@@ -23,7 +23,9 @@ use crate::error::{ApiError, CredentialRefused};
 use crate::live_events::LiveEvents;
 use crate::routes::{self, Lookup};
 use crate::webhook_cache::WebhookCache;
-use crate::{admin_api, audit, events_sse, events_ws, functions_api, health, instances_api, invoke, openapi};
+use crate::{
+    admin_api, audit, console, events_sse, events_ws, functions_api, health, instances_api, invoke, openapi,
+};
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone)]
@@ -264,6 +266,7 @@ impl<R: Runner> App<R> {
                 ["api", "health", "detailed"] => Ok(health::detailed(self).await),
                 ["api", "openapi.json"] => Ok(openapi::document()),
                 ["metrics"] => Ok(health::metrics(self)),
+                ["console", ..] => console::serve(path.strip_prefix("/console").unwrap_or_default()),
                 ["v1", "audit"] => {
                     let claims = self.tenant_claims(&request).await?;
                     audit::list(self, Some(&claims.tenant), request.uri().query()).await

@@ -12,6 +12,7 @@ mod auth_failures;
 mod body;
 mod client_addr;
 mod connection_limit;
+mod console;
 mod error;
 mod event_filter;
 mod events_sse;

@@ -43,6 +43,14 @@ pub const ROUTES: &[Route] = &[
         methods: &["GET"],
     },
     Route {
+        pattern: "/console",
+        methods: &["GET"],
+    },
+    Route {
+        pattern: "/console/{file}",
+        methods: &["GET"],
+    },
+    Route {
         pattern: "/v1/events",
         methods: &["GET"],
     },
