@@ -3,7 +3,7 @@
 //! subscriber has it, whether every event arrived, and kilnd's memory per subscriber.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::kiln_client::KilnTarget;
-use crate::stats::rss_kib;
+use crate::stats::{PeakRss, rss_kib};
 
 /// The delivery lag histogram: 0.1 ms buckets up to 1 s, then one for everything later.
 const BUCKETS: usize = 10_001;
@@ -110,24 +110,11 @@ pub async fn run(
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_subscribed = rss_kib(pid)?;
 
-    let peak = Arc::new(AtomicU64::new(rss_subscribed));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done, pid) = (peak.clone(), done.clone(), pid.to_owned());
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(rss) = rss_kib(&pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    let peak = PeakRss::start(pid, rss_subscribed, Duration::from_millis(50));
     let (sent, failed, elapsed) = drive(tenants, settings).await;
     // Let the last events arrive.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    done.store(true, Ordering::Relaxed);
-    sampler.await?;
+    let peak = peak.stop().await?;
     for reader in readers {
         reader.abort();
     }
@@ -168,10 +155,7 @@ pub async fn run(
         "| kilnd memory per idle subscriber | {:.1} KB |",
         rss_subscribed.saturating_sub(rss_before) as f64 / settings.subscribers as f64
     );
-    println!(
-        "| kilnd RSS peak under load | {:.1} MB |",
-        peak.load(Ordering::Relaxed) as f64 / 1024.0
-    );
+    println!("| kilnd RSS peak under load | {:.1} MB |", peak as f64 / 1024.0);
     for tenant in tenants {
         tenant.target.delete("bench-events").await?;
     }

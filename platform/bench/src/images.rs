@@ -5,8 +5,6 @@
 //! process on its runtime socket.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -19,7 +17,7 @@ use tokio::io::AsyncReadExt;
 use crate::cold::{self, settle};
 use crate::direct::DirectFunction;
 use crate::kiln_client::KilnTarget;
-use crate::stats::{ms, print_comparison, rss_kib, summarize};
+use crate::stats::{PeakRss, ms, print_comparison, rss_kib, summarize};
 use crate::synthetic_image;
 
 pub struct ImageBench<'a> {
@@ -69,34 +67,20 @@ async fn uploads(kiln: &KilnTarget, bench: &ImageBench<'_>) -> anyhow::Result<()
 async fn upload(kiln: &KilnTarget, bench: &ImageBench<'_>, archive: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(archive).with_context(|| format!("reading {}", archive.display()))?;
     let before = rss_kib(bench.kilnd_pid)?;
-    let peak = Arc::new(AtomicU64::new(before));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done, pid) = (peak.clone(), done.clone(), bench.kilnd_pid.to_owned());
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(rss) = rss_kib(&pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    let peak = PeakRss::start(bench.kilnd_pid, before, Duration::from_millis(5));
     let started = Instant::now();
     kiln.upload("bench-image-upload", &bytes, "").await?;
     let first = started.elapsed();
     let started = Instant::now();
     kiln.upload("bench-image-again", &bytes, "").await?;
     let again = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    sampler.await?;
+    let peak = peak.stop().await?;
     kiln.delete("bench-image-again").await?;
     kiln.delete("bench-image-upload").await?;
 
     let megabytes = bytes.len() as f64 / 1e6;
     let rate = |elapsed: Duration| megabytes / elapsed.as_secs_f64();
     let mib = |kib: u64| kib as f64 / 1024.0;
-    let peak = peak.load(Ordering::Relaxed);
     println!(
         "| {} | {megabytes:.1} MB | {} ({:.1} MB/s) | {} ({:.1} MB/s) | {:.1} → {:.1} MiB (+{:.1}) |",
         archive.file_name().unwrap_or_default().to_string_lossy(),

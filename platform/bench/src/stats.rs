@@ -74,3 +74,39 @@ pub fn child_rss_kib(pid: &str) -> anyhow::Result<u64> {
     }
     Ok(total)
 }
+
+/// kilnd's highest RSS while something runs, sampled by a task of its own.
+pub struct PeakRss {
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    /// Starts sampling process `pid` every `every`, from `start` KiB.
+    pub fn start(pid: &str, start: u64, every: Duration) -> PeakRss {
+        use std::sync::atomic::Ordering;
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(start));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let (peak, done, pid) = (peak.clone(), done.clone(), pid.to_owned());
+            tokio::spawn(async move {
+                while !done.load(Ordering::Relaxed) {
+                    if let Ok(rss) = rss_kib(&pid) {
+                        peak.fetch_max(rss, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            })
+        };
+        PeakRss { peak, done, sampler }
+    }
+
+    /// Stops sampling; the highest RSS seen, in KiB.
+    pub async fn stop(self) -> anyhow::Result<u64> {
+        use std::sync::atomic::Ordering;
+        self.done.store(true, Ordering::Relaxed);
+        self.sampler.await?;
+        Ok(self.peak.load(Ordering::Relaxed))
+    }
+}

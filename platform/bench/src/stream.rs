@@ -2,15 +2,13 @@
 //! has it (the testbed stamps each chunk with its write time; caller and container share
 //! the host's clock), and kilnd's memory while a 1 GiB stream passes through it.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use http_body_util::BodyExt;
 
 use crate::kiln_client::KilnTarget;
-use crate::stats::{ms, rss_kib, summarize};
+use crate::stats::{PeakRss, ms, rss_kib, summarize};
 
 /// How many streams the lag is measured over, and their shape.
 pub struct StreamSettings {
@@ -119,19 +117,7 @@ async fn large_stream(
     bytes: u64,
 ) -> anyhow::Result<(u64, u64, Duration)> {
     let rss_before = rss_kib(pid)?;
-    let peak = Arc::new(AtomicU64::new(rss_before));
-    let done = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (peak, done, pid) = (peak.clone(), done.clone(), pid.to_owned());
-        tokio::spawn(async move {
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(rss) = rss_kib(&pid) {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let peak = PeakRss::start(pid, rss_before, Duration::from_millis(10));
     let chunks = bytes.div_ceil(LARGE_CHUNK);
     let started = Instant::now();
     let response = kiln
@@ -145,15 +131,14 @@ async fn large_stream(
         }
     }
     let elapsed = started.elapsed();
-    done.store(true, Ordering::Relaxed);
-    sampler.await?;
+    let peak = peak.stop().await?;
     if received != chunks * LARGE_CHUNK {
         bail!(
             "the large stream brought {received} of {} bytes",
             chunks * LARGE_CHUNK
         );
     }
-    Ok((rss_before, peak.load(Ordering::Relaxed), elapsed))
+    Ok((rss_before, peak, elapsed))
 }
 
 fn unix_micros() -> u64 {

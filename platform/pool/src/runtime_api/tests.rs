@@ -283,6 +283,19 @@ async fn next_chunk(stream: &mut ResponseStream) -> Option<Result<Bytes, StreamC
     Some(frame.map(|frame| frame.into_data().expect("only data frames")))
 }
 
+/// A streamed response under way: invocation 1 handed out, the function's first chunk sent
+/// and received by the caller. The runtime API stays served while `Served` lives.
+async fn stream_under_way() -> (Served, UnixStream, ResponseStream, oneshot::Receiver<StreamEnd>) {
+    let served = Served::start(1024);
+    let answer = served.assign("/").await;
+    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
+    let mut function = start_stream(&served.socket).await;
+    send_chunk(&mut function, b"first").await.unwrap();
+    let (mut caller, stream_end) = streamed(answer).await;
+    assert_eq!(next_chunk(&mut caller).await.unwrap().unwrap(), &b"first"[..]);
+    (served, function, caller, stream_end)
+}
+
 #[tokio::test]
 async fn a_chunked_response_reaches_the_caller_chunk_by_chunk() {
     let served = Served::start(8);
@@ -310,13 +323,7 @@ async fn a_chunked_response_reaches_the_caller_chunk_by_chunk() {
 
 #[tokio::test]
 async fn a_caller_that_leaves_ends_the_functions_request() {
-    let served = Served::start(1024);
-    let answer = served.assign("/").await;
-    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
-    let mut function = start_stream(&served.socket).await;
-    send_chunk(&mut function, b"first").await.unwrap();
-    let (mut caller, stream_end) = streamed(answer).await;
-    assert!(next_chunk(&mut caller).await.is_some());
+    let (_served, mut function, caller, stream_end) = stream_under_way().await;
     drop(caller);
     assert_eq!(stream_end.await.unwrap(), StreamEnd::CallerGone);
     let reply = read_reply(&mut function).await;
@@ -326,13 +333,7 @@ async fn a_caller_that_leaves_ends_the_functions_request() {
 
 #[tokio::test]
 async fn a_stream_that_goes_quiet_is_cut_and_the_caller_sees_an_error() {
-    let served = Served::start(1024);
-    let answer = served.assign("/").await;
-    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
-    let mut function = start_stream(&served.socket).await;
-    send_chunk(&mut function, b"first").await.unwrap();
-    let (mut caller, stream_end) = streamed(answer).await;
-    assert!(next_chunk(&mut caller).await.is_some());
+    let (_served, mut function, mut caller, stream_end) = stream_under_way().await;
     // Nothing more for longer than STREAM_IDLE.
     assert_eq!(
         next_chunk(&mut caller).await.unwrap().unwrap_err(),
@@ -348,13 +349,7 @@ async fn a_stream_that_goes_quiet_is_cut_and_the_caller_sees_an_error() {
 
 #[tokio::test]
 async fn a_function_that_breaks_off_mid_stream_cuts_the_callers_body() {
-    let served = Served::start(1024);
-    let answer = served.assign("/").await;
-    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
-    let mut function = start_stream(&served.socket).await;
-    send_chunk(&mut function, b"first").await.unwrap();
-    let (mut caller, stream_end) = streamed(answer).await;
-    assert!(next_chunk(&mut caller).await.is_some());
+    let (_served, function, mut caller, stream_end) = stream_under_way().await;
     drop(function);
     assert!(matches!(
         next_chunk(&mut caller).await,
@@ -368,13 +363,7 @@ async fn a_function_that_breaks_off_mid_stream_cuts_the_callers_body() {
 
 #[tokio::test]
 async fn a_function_that_reports_an_error_mid_stream_cuts_the_callers_body_and_stays_usable() {
-    let served = Served::start(1024);
-    let answer = served.assign("/").await;
-    call(&served.socket, "GET", "/v1/invocation/next", &[], b"").await;
-    let mut function = start_stream(&served.socket).await;
-    send_chunk(&mut function, b"first").await.unwrap();
-    let (mut caller, stream_end) = streamed(answer).await;
-    assert!(next_chunk(&mut caller).await.is_some());
+    let (_served, mut function, mut caller, stream_end) = stream_under_way().await;
     function
         .write_all(b"0\r\nKiln-Stream-Error: UpstreamFailed\r\n\r\n")
         .await
