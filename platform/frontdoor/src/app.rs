@@ -20,12 +20,12 @@ use crate::body::{RequestBody, ResponseBody, bearer_token, close_connection};
 use crate::client_addr::{PeerAddr, TrustedProxies};
 use crate::connection_limit::ConnectionLimit;
 use crate::error::{ApiError, CredentialRefused};
-use crate::live_events::LiveEvents;
 use crate::routes::{self, Lookup};
 use crate::webhook_cache::WebhookCache;
 use crate::{
     admin_api, audit, console, events_sse, events_ws, functions_api, health, instances_api, invoke, openapi,
 };
+use events::LiveEvents;
 
 /// Limits of the HTTP API.
 #[derive(Debug, Clone)]

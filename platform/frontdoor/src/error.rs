@@ -122,6 +122,12 @@ impl ApiError {
     }
 }
 
+impl From<events::FilterError> for ApiError {
+    fn from(error: events::FilterError) -> ApiError {
+        ApiError::bad_request(error.code(), error.to_string())
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         if let AuthError::Unavailable(cause) = &error {

@@ -11,8 +11,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::App;
 use crate::body::{RequestBody, ResponseBody, streamed_body};
 use crate::error::ApiError;
-use crate::event_filter::{EventFilter, EventId};
-use crate::live_events::LiveEvent;
+use events::{EventFilter, EventId, LiveEvent};
 
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -34,8 +34,7 @@ use crate::App;
 use crate::body::{RequestBody, ResponseBody, bearer_token, full_body};
 use crate::connection_limit::{ConnectionPermit, ConnectionSocket};
 use crate::error::ApiError;
-use crate::event_filter::{EventFilter, EventId};
-use crate::live_events::{LiveEvent, Subscription};
+use events::{EventFilter, EventId, LiveEvent, Subscription};
 
 /// The subprotocol Kiln speaks on this route.
 pub const PROTOCOL: &str = "kiln.events.v1";

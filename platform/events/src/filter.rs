@@ -1,8 +1,9 @@
 //! What a live-events subscriber asks for: which of its tenant's events (`function`,
 //! `instance`, `types` query parameters), and where to resume (an event id).
 
-use crate::error::ApiError;
-use crate::live_events::LiveEvent;
+use thiserror::Error;
+
+use crate::hub::LiveEvent;
 
 /// The event types a subscriber may pick.
 const TYPES: [&str; 2] = ["invocation", "instance"];
@@ -10,19 +11,18 @@ const TYPES: [&str; 2] = ["invocation", "instance"];
 /// An event's id, `<epoch>-<seq>`: the life of the kilnd that sent it and its place in
 /// that life's sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct EventId {
+pub struct EventId {
     pub epoch: u64,
     pub seq: u64,
 }
 
 impl EventId {
-    pub(crate) fn of(epoch: u64, event: &LiveEvent) -> String {
+    pub fn of(epoch: u64, event: &LiveEvent) -> String {
         format!("{epoch}-{}", event.seq)
     }
 
-    /// Reads an id a client sends back (`Last-Event-ID`, `after=`): `400 invalid_event_id`
-    /// if it is not one Kiln gave out.
-    pub(crate) fn parse(text: &str) -> Result<EventId, ApiError> {
+    /// Reads an id a client sends back (`Last-Event-ID`, `after=`).
+    pub fn parse(text: &str) -> Result<EventId, FilterError> {
         text.trim()
             .split_once('-')
             .and_then(|(epoch, seq)| {
@@ -31,18 +31,33 @@ impl EventId {
                     seq: seq.parse().ok()?,
                 })
             })
-            .ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_event_id",
-                    format!("`{text}` is not an event id; send back the id of the last event received"),
-                )
-            })
+            .ok_or_else(|| FilterError::InvalidEventId(text.to_owned()))
+    }
+}
+
+/// Why a subscriber's filter or resume id was refused; each has a stable code.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FilterError {
+    #[error("unknown parameter `{0}`; filter with function, instance, types (and resume with after)")]
+    UnknownParameter(String),
+    #[error("unknown event type `{0}`; the types are invocation, instance")]
+    UnknownType(String),
+    #[error("`{0}` is not an event id; send back the id of the last event received")]
+    InvalidEventId(String),
+}
+
+impl FilterError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            FilterError::UnknownParameter(_) | FilterError::UnknownType(_) => "invalid_filter",
+            FilterError::InvalidEventId(_) => "invalid_event_id",
+        }
     }
 }
 
 /// The tenant's events a subscriber wants.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct EventFilter {
+pub struct EventFilter {
     pub function: Option<String>,
     pub instance: Option<String>,
     /// `None`: every type.
@@ -53,8 +68,8 @@ pub(crate) struct EventFilter {
 
 impl EventFilter {
     /// Reads `function`, `instance`, `types` (comma-separated) and `after` from a query
-    /// string; anything else is `400 invalid_filter`.
-    pub(crate) fn from_query(query: Option<&str>) -> Result<EventFilter, ApiError> {
+    /// string; anything else is refused.
+    pub fn from_query(query: Option<&str>) -> Result<EventFilter, FilterError> {
         let mut filter = EventFilter::default();
         for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
             match name.as_ref() {
@@ -68,34 +83,22 @@ impl EventFilter {
                         .map(str::trim)
                         .filter(|wanted| !wanted.is_empty())
                     {
-                        let known = TYPES.iter().find(|known| **known == wanted).ok_or_else(|| {
-                            ApiError::bad_request(
-                                "invalid_filter",
-                                format!(
-                                    "unknown event type `{wanted}`; the types are {}",
-                                    TYPES.join(", ")
-                                ),
-                            )
-                        })?;
+                        let known = TYPES
+                            .iter()
+                            .find(|known| **known == wanted)
+                            .ok_or_else(|| FilterError::UnknownType(wanted.to_owned()))?;
                         types.push(*known);
                     }
                     filter.types = Some(types);
                 }
-                other => {
-                    return Err(ApiError::bad_request(
-                        "invalid_filter",
-                        format!(
-                            "unknown parameter `{other}`; filter with function, instance, types (and resume with after)"
-                        ),
-                    ));
-                }
+                other => return Err(FilterError::UnknownParameter(other.to_owned())),
             }
         }
         Ok(filter)
     }
 
     /// Whether `event` is for `tenant` and passes the filter.
-    pub(crate) fn admits(&self, tenant: &str, event: &LiveEvent) -> bool {
+    pub fn admits(&self, tenant: &str, event: &LiveEvent) -> bool {
         event.tenant == tenant
             && self
                 .function
@@ -155,7 +158,7 @@ mod tests {
             ("after=a-1", "invalid_event_id"),
         ] {
             assert_eq!(
-                EventFilter::from_query(Some(query)).unwrap_err().code,
+                EventFilter::from_query(Some(query)).unwrap_err().code(),
                 code,
                 "{query}"
             );

@@ -1,6 +1,5 @@
-//! The live-events hub: a tenant's invocations (as this node serves them) and instance
-//! lifecycle events (read from PostgreSQL, so from every node), each with an id, fanned out
-//! to the SSE stream (`events_sse.rs`) and the WebSocket stream (`events_ws.rs`).
+//! The hub: events numbered, kept for resuming subscribers, and sent to their tenant's
+//! subscribers (the front door's SSE and WebSocket streams).
 //!
 //! **Invariant:** events get their sequence numbers, enter the resume buffer and go to their
 //! tenant's subscribers under one lock, so a subscriber that resumes gets the buffered events after
@@ -17,10 +16,10 @@ use store::Store;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::rfc3339;
-use crate::error::ApiError;
-use crate::event_filter::EventId;
-use crate::instance_event_poller::{NO_START, poll_instance_events};
+use store::StoreError;
+
+use crate::filter::EventId;
+use crate::instance_poller::{NO_START, poll_instance_events};
 
 /// Events kept for subscribers that resume.
 const BACKLOG: usize = 4096;
@@ -82,7 +81,7 @@ struct HubState {
 }
 
 /// What a new subscriber starts with.
-pub(crate) struct Subscription {
+pub struct Subscription {
     pub events: broadcast::Receiver<Arc<LiveEvent>>,
     /// Buffered events after the id it resumes from.
     pub backlog: Vec<Arc<LiveEvent>>,
@@ -197,11 +196,7 @@ impl LiveEvents {
     /// poller was idle until now. (An event whose id is older but whose transaction commits
     /// after this read still arrives, unless it commits before an idle poller's first read,
     /// at most one poll interval later.)
-    pub(crate) async fn subscribe(
-        &self,
-        tenant: &str,
-        resume: Option<EventId>,
-    ) -> Result<Subscription, ApiError> {
+    pub async fn subscribe(&self, tenant: &str, resume: Option<EventId>) -> Result<Subscription, StoreError> {
         let newest = self.store.last_instance_event_id().await?;
         {
             let mut start_after = self.start_after.lock();
@@ -255,7 +250,7 @@ impl LiveEvents {
             return;
         }
         let data = json!({
-            "time": rfc3339(SystemTime::now()),
+            "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             "function": function,
             "version": version,
             "status": status,

@@ -10,8 +10,7 @@ use serde_json::json;
 use store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::rfc3339;
-use crate::live_events::Hub;
+use crate::hub::Hub;
 
 /// How often instance events are read from PostgreSQL while anyone listens.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -98,7 +97,7 @@ pub(crate) async fn poll_instance_events(
                 continue;
             }
             let data = json!({
-                "time": rfc3339(event.at),
+                "time": humantime::format_rfc3339_millis(event.at).to_string(),
                 "instance": event.instance,
                 "function": event.function,
                 "kind": event.kind,
