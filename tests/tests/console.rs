@@ -87,21 +87,22 @@ async fn the_console_shows_a_tenants_functions_invocations_and_instances_live() 
     browser.screenshot(&artifact("console-live-invocation.png")).await;
 
     // A function's versions and log tail; an instance's history and checkpoints.
-    let logged = kiln
-        .request(
-            Method::GET,
-            "/fn/acme/hello/log?lines=2&tag=console",
-            Some(&acme),
-            "",
-        )
-        .await;
+    // A log line carrying markup is shown as text, never parsed as HTML.
+    let markup = "%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E";
+    let path = format!("/fn/acme/hello/log?lines=2&tag=console{markup}");
+    let logged = kiln.request(Method::GET, &path, Some(&acme), "").await;
     assert_eq!(logged.text(), "logged 2");
     // Output reaches the log through a pipe: give it a moment before the tail is read.
     tokio::time::sleep(Duration::from_millis(500)).await;
     browser.click("#functions tr").await;
+    let shown = "console<img src=x onerror=alert(1)> out 1";
     browser
-        .wait_for_text("#logs", "console out 1", Duration::from_secs(10))
+        .wait_for_text("#logs", shown, Duration::from_secs(10))
         .await;
+    let images = browser
+        .execute("return document.querySelectorAll('img').length")
+        .await;
+    assert_eq!(images, json!(0), "a log line became markup");
     browser
         .wait_for_text("#versions", "executable", Duration::from_secs(10))
         .await;
@@ -112,8 +113,11 @@ async fn the_console_shows_a_tenants_functions_invocations_and_instances_live() 
     browser
         .wait_for_text("#instance-events", "completed", Duration::from_secs(10))
         .await;
+    // The instance's first checkpoint value, as the page shows it (JSON).
+    let stored = kiln.checkpoints(&acme, &instance).await;
+    let first = stored["a"].to_string();
     browser
-        .wait_for_text("#checkpoints", "a", Duration::from_secs(10))
+        .wait_for_text("#checkpoints", &first, Duration::from_secs(10))
         .await;
     browser.screenshot(&artifact("console-instance.png")).await;
     assert!(artifact("console-instance.png").metadata().unwrap().len() > 1000);

@@ -368,7 +368,8 @@ async fn the_openapi_document_and_the_router_agree() {
             .replace("{path}", "echo")
             .replace("{name}", "hello")
             .replace("{id}", "00000000-0000-0000-0000-000000000000")
-            .replace("{kid}", "k9");
+            .replace("{kid}", "k9")
+            .replace("{file}", "console.js");
         let token = if path.starts_with("/v1/admin") {
             ADMIN
         } else {

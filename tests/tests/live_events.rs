@@ -80,7 +80,7 @@ async fn events_arrive_scoped_filtered_and_resumable() {
     let kiln = Kiln::start(&[]).await;
     let acme = kiln.create_tenant("acme").await;
     let other = kiln.create_tenant("other").await;
-    for (token, function) in [(&acme, "hello"), (&acme, "noise"), (&other, "hello")] {
+    for (token, function) in [(&acme, "hello"), (&acme, "noise"), (&other, "theirs")] {
         assert_eq!(kiln.upload_testbed(token, function, "").await.status, 201);
     }
 
@@ -95,9 +95,24 @@ async fn events_arrive_scoped_filtered_and_resumable() {
     .await
     .expect("the handshake");
     assert_eq!(handshake.headers()["sec-websocket-protocol"], "kiln.events.v1");
-    invoke(&kiln, &other, "other", "hello").await;
+    let bearer = format!("Bearer {acme}");
+    let (mut everything, _) = open(&kiln, "", &[("authorization", &bearer)], None)
+        .await
+        .expect("the handshake");
+    invoke(&kiln, &other, "other", "theirs").await;
     invoke(&kiln, &acme, "acme", "noise").await;
     invoke(&kiln, &acme, "acme", "hello").await;
+    // Unfiltered, the tenant's own two in order; never the other tenant's.
+    let seen = [
+        next_event(&mut everything).await,
+        next_event(&mut everything).await,
+    ];
+    let functions: Vec<_> = seen
+        .iter()
+        .map(|event| event["data"]["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(functions, ["noise", "hello"], "{seen:?}");
+    drop(everything);
     let first = next_event(&mut socket).await;
     assert_eq!(first["type"], "invocation");
     assert_eq!(
@@ -112,7 +127,6 @@ async fn events_arrive_scoped_filtered_and_resumable() {
     invoke(&kiln, &acme, "acme", "hello").await;
     invoke(&kiln, &acme, "acme", "noise").await;
     invoke(&kiln, &acme, "acme", "hello").await;
-    let bearer = format!("Bearer {acme}");
     let (mut resumed, _) = open(
         &kiln,
         &format!("function=hello&after={first_id}"),
@@ -226,6 +240,8 @@ async fn a_consumer_that_stops_reading_is_closed() {
         received < sent,
         "the stalled consumer got all {received} events: it was never cut"
     );
+    // A consumer that reads nothing cannot take a close frame either: with its socket full,
+    // kilnd drops the connection (None) rather than wait to send 1008.
     assert!(
         matches!(ending, Some(CloseCode::Policy) | None),
         "closed with {ending:?}"

@@ -44,12 +44,21 @@ pub enum FilterError {
     UnknownType(String),
     #[error("`{0}` is not an event id; send back the id of the last event received")]
     InvalidEventId(String),
+    #[error(
+        "tokens are never taken from the query string (access logs keep it): send `Authorization: Bearer`, or the `kiln.token.<token>` WebSocket subprotocol"
+    )]
+    TokenInQuery,
+    #[error("`types` needs at least one of invocation, instance")]
+    NoTypes,
 }
 
 impl FilterError {
     pub fn code(&self) -> &'static str {
         match self {
-            FilterError::UnknownParameter(_) | FilterError::UnknownType(_) => "invalid_filter",
+            FilterError::UnknownParameter(_) | FilterError::UnknownType(_) | FilterError::NoTypes => {
+                "invalid_filter"
+            }
+            FilterError::TokenInQuery => "token_in_query",
             FilterError::InvalidEventId(_) => "invalid_event_id",
         }
     }
@@ -89,8 +98,12 @@ impl EventFilter {
                             .ok_or_else(|| FilterError::UnknownType(wanted.to_owned()))?;
                         types.push(*known);
                     }
+                    if types.is_empty() {
+                        return Err(FilterError::NoTypes);
+                    }
                     filter.types = Some(types);
                 }
+                "token" | "access_token" | "jwt" => return Err(FilterError::TokenInQuery),
                 other => return Err(FilterError::UnknownParameter(other.to_owned())),
             }
         }
@@ -153,7 +166,9 @@ mod tests {
     fn bad_filters_and_ids_say_what_is_wrong() {
         for (query, code) in [
             ("types=logs", "invalid_filter"),
-            ("token=abc", "invalid_filter"),
+            ("token=abc", "token_in_query"),
+            ("colour=red", "invalid_filter"),
+            ("types=", "invalid_filter"),
             ("after=7", "invalid_event_id"),
             ("after=a-1", "invalid_event_id"),
         ] {

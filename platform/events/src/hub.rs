@@ -1,40 +1,39 @@
-//! The hub: events numbered, kept for resuming subscribers, and sent to their tenant's
-//! subscribers (the front door's SSE and WebSocket streams).
+//! The hub: each tenant with subscribers (or with one that left less than a minute ago) has
+//! a stream of its own: its events numbered in its own sequence, the newest kept for
+//! subscribers that resume, and a channel that wakes only that tenant's subscribers.
 //!
-//! **Invariant:** events get their sequence numbers, enter the resume buffer and go to their
-//! tenant's subscribers under one lock, so a subscriber that resumes gets the buffered events after
-//! its id and then the live ones, none twice and none skipped.
+//! **Invariant:** an event gets its number, enters its tenant's buffer and goes to its
+//! tenant's subscribers under one lock, so a subscriber that resumes gets the buffered
+//! events after its id and then the live ones, none twice and none skipped. A tenant's
+//! stream that lapsed starts again under a new epoch, so an id from before is a gap.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use store::Store;
+use store::{Store, StoreError};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-
-use store::StoreError;
 
 use crate::filter::EventId;
 use crate::instance_poller::{NO_START, poll_instance_events};
 
-/// Events kept for subscribers that resume.
-const BACKLOG: usize = 4096;
+/// Events of a tenant kept for its subscribers that resume.
+const BACKLOG: usize = 1024;
 /// Events of its tenant a slow subscriber may fall behind by before it skips ahead (SSE) or
-/// is closed (WebSocket). Each tenant with subscribers has a channel of this many slots
-/// (about 40 KB).
+/// is closed (WebSocket): the slots of the tenant's channel (about 40 KB).
 const CHANNEL_CAPACITY: usize = 1024;
-/// After the last subscriber leaves, events are still kept this long for one that
-/// reconnects and resumes.
+/// After a tenant's last subscriber leaves, its events are still kept this long for one
+/// that reconnects and resumes.
 const RESUME_WINDOW: Duration = Duration::from_secs(60);
 
 /// One event on its way to the tenant's subscribers.
 #[derive(Debug)]
 pub struct LiveEvent {
-    /// Its place in this hub's sequence (see [`EventId`]).
+    /// Its place in its tenant's sequence (see [`EventId`]).
     pub seq: u64,
     pub tenant: String,
     /// The event type: `invocation` or `instance`.
@@ -59,25 +58,43 @@ pub struct LiveEvents {
 }
 
 pub(crate) struct Hub {
-    /// The newest events and the channels to their tenants' subscribers.
-    state: Mutex<HubState>,
-    /// Subscribers now, of every tenant.
-    subscribers: AtomicUsize,
-    /// This hub's life, in the ids it gives out: a resumed id of another life is a gap.
-    epoch: u64,
-    started: Instant,
-    /// Events are kept until this many milliseconds after `started`, even with nobody
-    /// listening, so a subscriber that reconnects can resume.
-    keep_until_ms: AtomicU64,
+    tenants: Mutex<HashMap<String, TenantStream>>,
+    /// How many tenants have a stream: none, and events are not even built.
+    streams: AtomicUsize,
 }
 
-struct HubState {
+/// One tenant's events while it has subscribers, or had one within the resume window.
+struct TenantStream {
+    /// When this stream began (ms since the Unix epoch), in its ids.
+    epoch: u64,
+    next_seq: u64,
     /// The newest events, oldest first.
     recent: VecDeque<Arc<LiveEvent>>,
-    next_seq: u64,
-    /// One channel per tenant with subscribers, so an event wakes only its own tenant's
-    /// subscribers, however many others listen.
-    channels: HashMap<String, broadcast::Sender<Arc<LiveEvent>>>,
+    channel: broadcast::Sender<Arc<LiveEvent>>,
+    subscribers: usize,
+    /// When the last subscriber left.
+    idle_since: Option<Instant>,
+}
+
+impl TenantStream {
+    fn new() -> TenantStream {
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        TenantStream {
+            epoch,
+            next_seq: 1,
+            recent: VecDeque::new(),
+            channel: broadcast::channel(CHANNEL_CAPACITY).0,
+            subscribers: 0,
+            idle_since: None,
+        }
+    }
+
+    fn lapsed(&self) -> bool {
+        self.idle_since
+            .is_some_and(|since| since.elapsed() > RESUME_WINDOW)
+    }
 }
 
 /// What a new subscriber starts with.
@@ -85,36 +102,46 @@ pub struct Subscription {
     pub events: broadcast::Receiver<Arc<LiveEvent>>,
     /// Buffered events after the id it resumes from.
     pub backlog: Vec<Arc<LiveEvent>>,
-    /// Events after that id are no longer buffered (or the id is of another kilnd's life):
-    /// some may be missing.
+    /// Events after that id are no longer kept (or the id is of an earlier stream): some
+    /// may be missing.
     pub gap: bool,
-    /// Keeps the hub's buffer filling for a while after the subscriber leaves.
-    _keeping: Keeping,
+    /// The epoch of the tenant's stream, for the ids of its events.
     pub epoch: u64,
+    /// Counts the subscriber in its tenant's stream until it is dropped.
+    _subscribed: Subscribed,
 }
 
-/// Counts a subscriber, and extends the resume window when it leaves.
-struct Keeping(Arc<Hub>);
+struct Subscribed {
+    hub: Arc<Hub>,
+    tenant: String,
+}
 
-impl Drop for Keeping {
+impl Drop for Subscribed {
     fn drop(&mut self) {
-        self.0.subscribers.fetch_sub(1, Ordering::Relaxed);
-        self.0.keep_for(RESUME_WINDOW);
+        let mut tenants = self.hub.tenants.lock();
+        if let Some(stream) = tenants.get_mut(&self.tenant) {
+            stream.subscribers -= 1;
+            if stream.subscribers == 0 {
+                stream.idle_since = Some(Instant::now());
+            }
+        }
     }
 }
 
 impl Hub {
-    /// Whether anyone listens now or may resume soon.
+    /// Whether any tenant has a stream (the poller reads instance events only then).
     pub(crate) fn is_keeping(&self) -> bool {
-        self.subscribers.load(Ordering::Relaxed) > 0
-            || (self.started.elapsed().as_millis() as u64) < self.keep_until_ms.load(Ordering::Relaxed)
+        self.streams.load(Ordering::Relaxed) > 0
     }
 
-    fn keep_for(&self, window: Duration) {
-        let until = (self.started.elapsed() + window).as_millis() as u64;
-        self.keep_until_ms.fetch_max(until, Ordering::Relaxed);
+    /// Ends the streams whose resume window has passed.
+    pub(crate) fn sweep(&self) {
+        let mut tenants = self.tenants.lock();
+        tenants.retain(|_, stream| !stream.lapsed());
+        self.streams.store(tenants.len(), Ordering::Relaxed);
     }
 
+    /// Adds an event to its tenant's stream, if the tenant has one.
     pub(crate) fn publish(
         &self,
         tenant: String,
@@ -123,50 +150,41 @@ impl Hub {
         instance: Option<String>,
         data: Value,
     ) {
-        let mut state = self.state.lock();
-        let seq = state.next_seq;
-        state.next_seq += 1;
+        let mut tenants = self.tenants.lock();
+        let Some(stream) = tenants.get_mut(&tenant) else {
+            return;
+        };
+        if stream.lapsed() {
+            tenants.remove(&tenant);
+            self.streams.store(tenants.len(), Ordering::Relaxed);
+            return;
+        }
         let event = Arc::new(LiveEvent {
-            seq,
+            seq: stream.next_seq,
             tenant,
             name,
             function,
             instance,
             data,
         });
-        if state.recent.len() == BACKLOG {
-            state.recent.pop_front();
+        stream.next_seq += 1;
+        if stream.recent.len() == BACKLOG {
+            stream.recent.pop_front();
         }
-        state.recent.push_back(event.clone());
-        let gone = match state.channels.get(&event.tenant) {
-            Some(channel) => channel.send(event.clone()).is_err(),
-            None => false,
-        };
-        if gone {
-            // Its last subscriber left: the next one opens a new channel.
-            state.channels.remove(&event.tenant);
-        }
+        stream.recent.push_back(event.clone());
+        // No receiver now (all left, the window still open): kept for resuming only.
+        let _ = stream.channel.send(event);
     }
 }
 
 impl LiveEvents {
-    /// Starts the hub and its instance-event poller (which reads only while someone listens
-    /// or may resume, and ends when `closing` is cancelled, so a Kiln embedded and stopped in
-    /// a longer-lived program leaves no task or database pool behind).
+    /// Starts the hub and its instance-event poller (which reads only while some tenant has a
+    /// stream, and ends when `closing` is cancelled, so a Kiln embedded and stopped in a
+    /// longer-lived program leaves no task or database pool behind).
     pub fn start(store: Store, closing: CancellationToken) -> LiveEvents {
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
         let hub = Arc::new(Hub {
-            state: Mutex::new(HubState {
-                recent: VecDeque::with_capacity(BACKLOG),
-                next_seq: 1,
-                channels: HashMap::new(),
-            }),
-            subscribers: AtomicUsize::new(0),
-            epoch,
-            started: Instant::now(),
-            keep_until_ms: AtomicU64::new(0),
+            tenants: Mutex::new(HashMap::new()),
+            streams: AtomicUsize::new(0),
         });
         let start_after = Arc::new(Mutex::new(NO_START));
         let poller = tokio::spawn(poll_instance_events(
@@ -191,34 +209,31 @@ impl LiveEvents {
         }
     }
 
-    /// Subscribes, resuming after `resume` if given. Reads the newest instance event id
-    /// first, so that instance events after this call reach the subscriber even if the
-    /// poller was idle until now. (An event whose id is older but whose transaction commits
-    /// after this read still arrives, unless it commits before an idle poller's first read,
-    /// at most one poll interval later.)
+    /// Subscribes to `tenant`'s events, resuming after `resume` if given. Reads the newest
+    /// instance event id first, so that instance events after this call reach the
+    /// subscriber even if the poller was idle until now. (An event whose id is older but
+    /// whose transaction commits after this read still arrives, unless it commits before an
+    /// idle poller's first read, at most one poll interval later.)
     pub async fn subscribe(&self, tenant: &str, resume: Option<EventId>) -> Result<Subscription, StoreError> {
         let newest = self.store.last_instance_event_id().await?;
-        {
-            let mut start_after = self.start_after.lock();
-            *start_after = (*start_after).min(newest);
-        }
         let hub = &self.inner;
-        let mut state = hub.state.lock();
-        let events = state
-            .channels
-            .entry(tenant.to_owned())
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe();
-        hub.subscribers.fetch_add(1, Ordering::Relaxed);
+        let mut tenants = hub.tenants.lock();
+        if tenants.get(tenant).is_some_and(TenantStream::lapsed) {
+            tenants.remove(tenant);
+        }
+        let stream = tenants.entry(tenant.to_owned()).or_insert_with(TenantStream::new);
+        stream.subscribers += 1;
+        stream.idle_since = None;
+        let events = stream.channel.subscribe();
         let (backlog, gap) = match resume {
             None => (Vec::new(), false),
-            Some(id) if id.epoch != hub.epoch => (Vec::new(), true),
+            Some(id) if id.epoch != stream.epoch => (Vec::new(), true),
             Some(id) => {
-                let oldest = state.recent.front().map_or(state.next_seq, |event| event.seq);
-                let backlog = state
+                let oldest = stream.recent.front().map_or(stream.next_seq, |event| event.seq);
+                let backlog = stream
                     .recent
                     .iter()
-                    .filter(|event| event.seq > id.seq && event.tenant == tenant)
+                    .filter(|event| event.seq > id.seq)
                     .cloned()
                     .collect();
                 // Nothing is missing if the event right after `id` is still buffered (or not
@@ -226,17 +241,28 @@ impl LiveEvents {
                 (backlog, id.seq + 1 < oldest)
             }
         };
-        drop(state);
+        let epoch = stream.epoch;
+        hub.streams.store(tenants.len(), Ordering::Relaxed);
+        // After the stream counts: a poller that finds no stream and clears its start does
+        // so before this, and the next poll starts here.
+        {
+            let mut start_after = self.start_after.lock();
+            *start_after = (*start_after).min(newest);
+        }
+        drop(tenants);
         Ok(Subscription {
             events,
             backlog,
             gap,
-            _keeping: Keeping(hub.clone()),
-            epoch: hub.epoch,
+            epoch,
+            _subscribed: Subscribed {
+                hub: hub.clone(),
+                tenant: tenant.to_owned(),
+            },
         })
     }
 
-    /// Publishes an invocation this node served, if anyone listens or may resume.
+    /// Publishes an invocation this node served, if its tenant has a stream.
     pub fn invocation(
         &self,
         tenant: &str,
@@ -259,5 +285,62 @@ impl LiveEvents {
         });
         self.inner
             .publish(tenant.to_owned(), "invocation", function.to_owned(), None, data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Hub {
+        Hub {
+            tenants: Mutex::new(HashMap::new()),
+            streams: AtomicUsize::new(0),
+        }
+    }
+
+    fn publish(hub: &Hub, tenant: &str) {
+        hub.publish(tenant.into(), "invocation", "f".into(), None, json!({}));
+    }
+
+    #[test]
+    fn each_tenant_numbers_its_own_events_and_only_while_it_has_a_stream() {
+        let hub = hub();
+        publish(&hub, "acme");
+        assert!(hub.tenants.lock().is_empty(), "no stream, nothing kept");
+        hub.tenants.lock().insert("acme".into(), TenantStream::new());
+        hub.tenants.lock().insert("other".into(), TenantStream::new());
+        for _ in 0..3 {
+            publish(&hub, "other");
+        }
+        publish(&hub, "acme");
+        let tenants = hub.tenants.lock();
+        let seqs = |tenant: &str| {
+            tenants[tenant]
+                .recent
+                .iter()
+                .map(|event| event.seq)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs("acme"), [1], "another tenant's traffic shows in the ids");
+        assert_eq!(seqs("other"), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_lapsed_stream_is_swept_and_its_buffer_bounded() {
+        let hub = hub();
+        let mut stream = TenantStream::new();
+        stream.idle_since = Some(Instant::now() - RESUME_WINDOW - Duration::from_secs(1));
+        hub.tenants.lock().insert("gone".into(), stream);
+        hub.tenants.lock().insert("busy".into(), TenantStream::new());
+        hub.sweep();
+        assert!(!hub.tenants.lock().contains_key("gone"));
+        assert!(hub.is_keeping());
+        for _ in 0..BACKLOG + 10 {
+            publish(&hub, "busy");
+        }
+        let tenants = hub.tenants.lock();
+        assert_eq!(tenants["busy"].recent.len(), BACKLOG);
+        assert_eq!(tenants["busy"].recent.front().unwrap().seq, 11);
     }
 }

@@ -25,7 +25,8 @@ const POLL_LIMIT: i64 = 5000;
 /// No subscriber has asked the poller to start from an event id.
 pub(crate) const NO_START: i64 = i64::MAX;
 
-/// Reads new instance events while anyone listens (or may resume) and publishes them.
+/// Reads new instance events while some tenant has a stream and publishes them; ends the
+/// streams whose resume window has passed.
 pub(crate) async fn poll_instance_events(
     store: Store,
     hub: Arc<Hub>,
@@ -52,6 +53,7 @@ pub(crate) async fn poll_instance_events(
             }
         }
         full_batch = false;
+        hub.sweep();
         let asked = {
             let mut start_after = start_after.lock();
             if !hub.is_keeping() {

@@ -8,10 +8,16 @@ const TOKEN_KEY = 'kiln.token';
 const MAX_LIVE_ROWS = 200;
 const $ = (id) => document.getElementById(id);
 
+/// Handshakes refused in a row before the console stops retrying (a bad or expired token).
+const REFUSALS_BEFORE_GIVING_UP = 3;
+
 let socket = null;
 let lastEventId = null;
 let reconnectDelay = 500;
+let refusedInARow = 0;
+let shownFunction = null;
 let shownInstance = null;
+let instancesReload = null;
 
 function token() {
   return sessionStorage.getItem(TOKEN_KEY);
@@ -62,6 +68,7 @@ async function loadFunctions() {
 }
 
 async function showFunction(name) {
+  shownFunction = name;
   $('function-detail').hidden = false;
   $('function-name').textContent = name;
   const detail = await (await api(`/v1/functions/${encodeURIComponent(name)}`)).json();
@@ -108,28 +115,51 @@ function onEvent(message) {
     tbody.prepend(tr);
     while (tbody.children.length > MAX_LIVE_ROWS) tbody.lastChild.remove();
   } else if (event.type === 'instance') {
-    loadInstances(null).catch(() => {});
+    // A burst of instance events is one reload, of the list as it is filtered now.
+    if (!instancesReload) {
+      instancesReload = setTimeout(() => {
+        instancesReload = null;
+        loadInstances(shownFunction).catch(() => {});
+      }, 300);
+    }
     if (shownInstance === event.data.instance) showInstance(shownInstance).catch(() => {});
   } else if (event.type === 'gap') {
     status('Connected (some events were missed while away).');
   }
 }
 
+function disconnectEvents() {
+  const old = socket;
+  socket = null;
+  if (old) old.close();
+}
+
 function connectEvents() {
-  if (socket) socket.close();
+  disconnectEvents();
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
   const after = lastEventId ? `?after=${encodeURIComponent(lastEventId)}` : '';
   // Browsers cannot set headers on a WebSocket: the token travels as a subprotocol entry.
-  socket = new WebSocket(`${scheme}://${location.host}/v1/events/ws${after}`, ['kiln.events.v1', `kiln.token.${token()}`]);
-  socket.addEventListener('open', () => {
+  const opened = new WebSocket(`${scheme}://${location.host}/v1/events/ws${after}`, ['kiln.events.v1', `kiln.token.${token()}`]);
+  let wasOpen = false;
+  socket = opened;
+  opened.addEventListener('open', () => {
+    wasOpen = true;
+    refusedInARow = 0;
     reconnectDelay = 500;
     status('Connected: events arrive live.');
   });
-  socket.addEventListener('message', onEvent);
-  socket.addEventListener('close', () => {
-    if (!token()) return;
+  opened.addEventListener('message', onEvent);
+  opened.addEventListener('close', () => {
+    // Only the current socket reconnects: one replaced or forgotten just goes.
+    if (socket !== opened || !token()) return;
+    refusedInARow = wasOpen ? 0 : refusedInARow + 1;
+    if (refusedInARow >= REFUSALS_BEFORE_GIVING_UP) {
+      socket = null;
+      status('The live events refused this token (expired, or not a tenant token?): paste another.', true);
+      return;
+    }
     status('Disconnected; reconnecting…', true);
-    setTimeout(connectEvents, reconnectDelay);
+    setTimeout(() => { if (socket === opened) connectEvents(); }, reconnectDelay);
     reconnectDelay = Math.min(reconnectDelay * 2, 15000);
   });
 }
@@ -156,7 +186,7 @@ document.addEventListener('DOMContentLoaded', () => {
   });
   $('forget').addEventListener('click', () => {
     sessionStorage.removeItem(TOKEN_KEY);
-    if (socket) socket.close();
+    disconnectEvents();
     status('Not connected.');
   });
   if (token()) connect();

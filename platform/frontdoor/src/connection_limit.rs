@@ -105,9 +105,13 @@ impl ConnectionSocket {
     /// Fixes the kernel's send buffer for this connection at `bytes` (the kernel doubles
     /// it), instead of letting it grow to `tcp_wmem`'s maximum (4 MiB by default) for a
     /// peer that does not read.
-    pub(crate) fn limit_send_buffer(self, bytes: usize) {
-        // SAFETY: the connection this request arrived on owns the descriptor and is open
-        // while the request is being served, which is when this is called.
+    ///
+    /// # Safety
+    ///
+    /// Only while the request whose extensions held this is being served: its connection
+    /// owns the descriptor until then. Later the number may name another socket.
+    pub(crate) unsafe fn limit_send_buffer(self, bytes: usize) {
+        // SAFETY: the caller serves this connection's request, so the descriptor is open.
         let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) };
         if let Err(error) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::SndBuf, &bytes) {
             tracing::debug!(%error, "cannot limit a connection's send buffer");

@@ -35,6 +35,12 @@ impl ApiError {
         }
     }
 
+    /// The same refusal, saying `message` about what to fix.
+    pub fn with_message(mut self, message: impl Into<String>) -> ApiError {
+        self.message = message.into();
+        self
+    }
+
     pub fn not_found(what: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
     }

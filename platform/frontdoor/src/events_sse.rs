@@ -15,6 +15,8 @@ use events::{EventFilter, EventId, LiveEvent};
 
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// A client that takes nothing for this long is gone or stuck: the stream ends.
+const WRITE_STALL: Duration = Duration::from_secs(10);
 
 pub async fn stream<R, B>(app: &App<R>, request: Request<B>) -> Result<Response<ResponseBody>, ApiError>
 where
@@ -76,7 +78,10 @@ where
                 // Shutdown ends the stream, so the drain does not wait for the client.
                 _ = closing.cancelled() => return,
             };
-            if chunks.send(chunk).await.is_err() {
+            if !matches!(
+                tokio::time::timeout(WRITE_STALL, chunks.send(chunk)).await,
+                Ok(Ok(()))
+            ) {
                 return;
             }
         }

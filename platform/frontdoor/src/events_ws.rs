@@ -10,8 +10,9 @@
 //!   between are no longer kept.
 //! - Kiln pings every 15 s and closes a peer silent for 45 s. A consumer that stops reading
 //!   is closed (1008) once it is 1024 of its tenant's events behind or a write has stalled for
-//!   10 s; its connection's kernel send buffer is fixed at 64 KiB, so neither kilnd nor the
-//!   kernel holds more than that and the shared event buffer for it.
+//!   10 s. Its connection's kernel send buffer is fixed (64 KiB asked, which the kernel
+//!   doubles) and the library buffers at most 256 KiB of writes, instead of the megabytes a
+//!   socket may grow to for a peer that does not read.
 
 use std::time::Duration;
 
@@ -72,6 +73,14 @@ where
             .iter()
             .find_map(|protocol| protocol.strip_prefix(TOKEN_PROTOCOL_PREFIX).map(str::to_owned))
     });
+    if token.is_none() {
+        return Err(
+            ApiError::from(auth::AuthError::MissingToken).with_message(format!(
+                "send the tenant token in `Authorization: Bearer <token>`, or (from a browser) as a \
+             `{TOKEN_PROTOCOL_PREFIX}<token>` subprotocol beside `{PROTOCOL}`"
+            )),
+        );
+    }
     let claims = app.inner.auth.authenticate(token.as_deref(), None).await?;
     tracing::Span::current().record("tenant", claims.tenant.as_str());
     let mut filter = EventFilter::from_query(request.uri().query())?;
@@ -81,7 +90,8 @@ where
     let subscription = app.inner.events.subscribe(&claims.tenant, filter.after).await?;
     let permit = request.extensions_mut().remove::<ConnectionPermit>();
     if let Some(socket) = request.extensions().get::<ConnectionSocket>() {
-        socket.limit_send_buffer(SEND_BUFFER);
+        // SAFETY: called while this request, and so its connection, is being served.
+        unsafe { socket.limit_send_buffer(SEND_BUFFER) };
     }
     let upgrading = hyper::upgrade::on(&mut request);
     let closing = app.inner.closing.clone();
@@ -169,7 +179,9 @@ fn handshake_key(headers: &HeaderMap) -> Result<String, ApiError> {
         .and_then(|value| value.to_str().ok())
         .filter(|key| !key.trim().is_empty())
         .map(|key| key.trim().to_owned())
-        .ok_or_else(|| required("the handshake has no `Sec-WebSocket-Key`"))
+        .ok_or_else(|| {
+            ApiError::bad_request("websocket_handshake", "the handshake has no `Sec-WebSocket-Key`")
+        })
 }
 
 /// Every subprotocol the client offered, in order.
@@ -225,8 +237,13 @@ impl Session {
                     Err(broadcast::error::RecvError::Closed) => break Some((CloseCode::Away, "kiln is stopping")),
                 },
                 incoming = self.socket.next() => match incoming {
+                    // The library queued the answering close frame: send it.
+                    Some(Ok(Message::Close(_))) => {
+                        let _ = tokio::time::timeout(CLOSE_WAIT, self.socket.flush()).await;
+                        return;
+                    }
+                    None => return,
                     // Pings are answered by the library; everything else only shows the peer is there.
-                    Some(Ok(Message::Close(_))) | None => break None,
                     Some(Ok(_)) => heard = Instant::now(),
                     Some(Err(error)) => {
                         tracing::debug!(%error, "websocket read failed");

@@ -11,7 +11,7 @@ use thiserror::Error;
 
 use http_body_util::BodyExt;
 
-use crate::{DurableSession, FunctionTarget, PoolFigures, ResponseStream};
+use crate::{DurableSession, FunctionTarget, PoolFigures, ResponseStream, StreamCut};
 
 /// The caller's request, already authorised and with Kiln's own headers removed.
 #[derive(Debug, Clone)]
@@ -45,19 +45,26 @@ pub enum FunctionBody {
 
 impl FunctionBody {
     /// The whole body, for callers that need it at once (a durable instance's output): a
-    /// streamed body is read up to `limit` bytes; a longer one is `ResponseTooLarge`, a cut
-    /// one `Crashed`.
+    /// streamed body is read up to `limit` bytes; a longer one is `ResponseTooLarge`, one
+    /// the function ended with an error `FunctionError`, one cut otherwise `Crashed`.
     pub async fn collect(self, limit: usize) -> Result<Bytes, InvokeError> {
         let stream = match self {
             FunctionBody::Full(bytes) => return Ok(bytes),
             FunctionBody::Streamed(stream) => stream,
         };
-        match http_body_util::Limited::new(stream, limit).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-                Err(InvokeError::ResponseTooLarge { limit })
-            }
-            Err(error) => Err(InvokeError::Crashed(error.to_string())),
+        let error = match http_body_util::Limited::new(stream, limit).collect().await {
+            Ok(collected) => return Ok(collected.to_bytes()),
+            Err(error) => error,
+        };
+        if error.is::<http_body_util::LengthLimitError>() {
+            return Err(InvokeError::ResponseTooLarge { limit });
+        }
+        match error.downcast_ref::<StreamCut>() {
+            Some(StreamCut::FunctionFailed(error_type)) => Err(InvokeError::FunctionError {
+                error_type: error_type.clone(),
+                message: "the function ended its streamed output with an error".into(),
+            }),
+            _ => Err(InvokeError::Crashed(error.to_string())),
         }
     }
 }

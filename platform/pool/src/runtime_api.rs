@@ -73,6 +73,9 @@ pub(crate) struct RuntimeChannel {
     container: String,
     /// What the container's log lines are attributed to: the invocation last handed out.
     attribution: SharedAttribution,
+    /// Counts the function's `GET /v1/invocation/next` requests: after its caller left
+    /// mid-stream, the container is free once the function asks for more work.
+    asked_for_next: tokio::sync::watch::Sender<u64>,
 }
 
 impl RuntimeChannel {
@@ -91,6 +94,7 @@ impl RuntimeChannel {
             stream_limits,
             container: container.to_owned(),
             attribution,
+            asked_for_next: tokio::sync::watch::Sender::new(0),
         };
         (Arc::new(channel), sender)
     }
@@ -172,6 +176,7 @@ async fn handle(
 }
 
 async fn next_invocation(channel: &RuntimeChannel) -> Result<Response<Full<Bytes>>, RuntimeApiError> {
+    channel.asked_for_next.send_modify(|asked| *asked += 1);
     let assignment = channel.inbox.lock().await.recv().await;
     let Some(Assignment {
         invocation,
@@ -298,7 +303,23 @@ async fn stream_response(
         return Err(RuntimeApiError::UnknownInvocation);
     }
     let end = feed.pump(body, channel.stream_limits).await;
-    let _ = end_sender.send(end.clone());
+    if end == StreamEnd::CallerGone {
+        // The function learns of it from its next write, which may be a while coming: the
+        // container is free once it asks for its next invocation, and replaced if it goes
+        // on without writing or asking for longer than the idle timeout.
+        let mut asked = channel.asked_for_next.subscribe();
+        asked.mark_unchanged();
+        let idle_timeout = channel.stream_limits.idle_timeout;
+        tokio::spawn(async move {
+            let end = match tokio::time::timeout(idle_timeout, asked.changed()).await {
+                Ok(Ok(())) => StreamEnd::CallerGone,
+                _ => StreamEnd::Cut(StreamCut::Idle(idle_timeout)),
+            };
+            let _ = end_sender.send(end);
+        });
+    } else {
+        let _ = end_sender.send(end.clone());
+    }
     match end {
         StreamEnd::Completed => Ok(accepted()),
         StreamEnd::Cut(StreamCut::FunctionFailed(error_type)) => {
@@ -370,7 +391,9 @@ async fn durable_call(
     }
 }
 
-/// Headers passed between caller and function: not hop-by-hop, not framing, not Kiln's own.
+/// Headers passed between caller and function: not hop-by-hop, not framing, not Kiln's own,
+/// and not `Service-Worker-Allowed`, with which a function could widen a service worker's
+/// reach to the whole origin, Kiln's console and other tenants' functions included.
 pub(crate) fn is_forwardable(name: &HeaderName) -> bool {
     const HOP_BY_HOP: [&str; 7] = [
         "connection",
@@ -382,7 +405,10 @@ pub(crate) fn is_forwardable(name: &HeaderName) -> bool {
         "upgrade",
     ];
     let name = name.as_str();
-    name != CONTENT_LENGTH.as_str() && !HOP_BY_HOP.contains(&name) && !name.starts_with("kiln-")
+    name != CONTENT_LENGTH.as_str()
+        && name != "service-worker-allowed"
+        && !HOP_BY_HOP.contains(&name)
+        && !name.starts_with("kiln-")
 }
 
 fn accepted() -> Response<Full<Bytes>> {

@@ -178,7 +178,7 @@ impl Metrics {
                 ),
                 streamed_responses: CounterFamily::new(
                     "kiln_streamed_responses_total",
-                    "Streamed (chunked) function responses by how they ended: completed, caller_gone (the function's next write fails; its container is kept), idle_timeout, too_long or function_gone (the caller's response is cut; the container is replaced).",
+                    "Streamed (chunked) function responses by how they ended: completed, function_error (ended with a Kiln-Stream-Error trailer; the container is kept), caller_gone (the function's next write fails; its container is kept once it asks for more work), idle_timeout, too_long or function_gone (the caller's response is cut; the container is replaced).",
                     &["outcome"],
                 ),
             }),

@@ -149,7 +149,12 @@ async fn next_hands_out_the_invocation_and_a_response_reaches_its_caller() {
     );
     assert_eq!(served.attribution.lock().invocation.as_deref(), Some("c1-1"));
 
-    let headers = [("kiln-status", "201"), ("x-answer", "42"), ("kiln-private", "x")];
+    let headers = [
+        ("kiln-status", "201"),
+        ("x-answer", "42"),
+        ("kiln-private", "x"),
+        ("service-worker-allowed", "/"),
+    ];
     let posted = call(
         &served.socket,
         "POST",
@@ -167,6 +172,10 @@ async fn next_hands_out_the_invocation_and_a_response_reaches_its_caller() {
     assert!(stream_end.is_none());
     assert_eq!(response.headers.get("x-answer").unwrap(), "42");
     assert!(response.headers.get("kiln-private").is_none());
+    assert!(
+        response.headers.get("service-worker-allowed").is_none(),
+        "a function may not widen a service worker's scope to the origin"
+    );
     // Answered once: a second response names an invocation no longer in flight.
     let again = call(&served.socket, "POST", "/v1/invocation/1/response", &[], b"again").await;
     assert_eq!(
@@ -323,12 +332,32 @@ async fn a_chunked_response_reaches_the_caller_chunk_by_chunk() {
 
 #[tokio::test]
 async fn a_caller_that_leaves_ends_the_functions_request() {
-    let (_served, mut function, caller, stream_end) = stream_under_way().await;
+    let (served, mut function, caller, mut stream_end) = stream_under_way().await;
     drop(caller);
-    assert_eq!(stream_end.await.unwrap(), StreamEnd::CallerGone);
     let reply = read_reply(&mut function).await;
     assert_eq!((reply.status, code(&reply)), (410, "caller_gone".to_owned()));
     assert!(reply.head.contains("connection: close"), "{}", reply.head);
+    // The container stays busy until the function asks for its next invocation.
+    tokio::time::sleep(STREAM_IDLE / 3).await;
+    assert!(
+        stream_end.try_recv().is_err(),
+        "released before the function was back"
+    );
+    let socket = served.socket.clone();
+    let asking = tokio::spawn(async move { call(&socket, "GET", "/v1/invocation/next", &[], b"").await });
+    assert_eq!(stream_end.await.unwrap(), StreamEnd::CallerGone);
+    asking.abort();
+}
+
+#[tokio::test]
+async fn a_function_that_does_not_come_back_after_its_caller_left_is_replaced() {
+    let (_served, mut function, caller, stream_end) = stream_under_way().await;
+    drop(caller);
+    assert_eq!(read_reply(&mut function).await.status, 410);
+    // Never asks for more work: after the idle timeout its container is given up on.
+    let end = stream_end.await.unwrap();
+    assert_eq!(end, StreamEnd::Cut(StreamCut::Idle(STREAM_IDLE)));
+    assert!(!end.container_reusable());
 }
 
 #[tokio::test]
