@@ -134,6 +134,7 @@ async fn harness() -> Harness {
         max_connections: 100,
         stale_serve_max: Duration::from_secs(3600),
         auth_failures_per_minute: 60,
+        live_streams_per_tenant: 100,
     };
     let instances = Instances::start(
         store.clone(),

@@ -302,3 +302,44 @@ async fn the_sse_stream_gives_ids_and_resumes_with_last_event_id() {
     );
     kiln.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_holds_at_most_its_share_of_live_streams() {
+    let kiln = Kiln::start(&[("KILN_LIVE_STREAMS_PER_TENANT", "2")]).await;
+    let acme = kiln.create_tenant("acme").await;
+    let other = kiln.create_tenant("other").await;
+    let bearer = format!("Bearer {acme}");
+    let first = open(&kiln, "", &[("authorization", &bearer)], None)
+        .await
+        .expect("the first");
+    let sse = kiln.stream("/v1/events", &acme).await;
+    assert_eq!(sse.status, 200, "an SSE stream counts as one");
+    assert_eq!(
+        refused_status(open(&kiln, "", &[("authorization", &bearer)], None).await),
+        (429, "too_many_live_streams".to_owned())
+    );
+    let refused = kiln.request(Method::GET, "/v1/events", Some(&acme), "").await;
+    assert_eq!(
+        (refused.status, refused.error_code().as_str()),
+        (429, "too_many_live_streams")
+    );
+    // Another tenant is not held back by this one's streams.
+    let theirs = format!("Bearer {other}");
+    assert!(open(&kiln, "", &[("authorization", &theirs)], None).await.is_ok());
+    // A stream that ends gives its place back.
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(socket) = open(&kiln, "", &[("authorization", &bearer)], None).await {
+            reopened = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "the place of a closed stream was never given back"
+    );
+    drop(sse);
+    kiln.finish().await;
+}

@@ -59,6 +59,8 @@ pub struct LiveEvents {
 
 pub(crate) struct Hub {
     tenants: Mutex<HashMap<String, TenantStream>>,
+    /// Subscribers one tenant may have at once on this node.
+    per_tenant: usize,
     /// How many tenants have a stream: none, and events are not even built.
     streams: AtomicUsize,
 }
@@ -95,6 +97,15 @@ impl TenantStream {
         self.idle_since
             .is_some_and(|since| since.elapsed() > RESUME_WINDOW)
     }
+}
+
+/// Why a subscription was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("the tenant already has {limit} live-event streams open on this node")]
+    TooMany { limit: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// What a new subscriber starts with.
@@ -181,9 +192,10 @@ impl LiveEvents {
     /// Starts the hub and its instance-event poller (which reads only while some tenant has a
     /// stream, and ends when `closing` is cancelled, so a Kiln embedded and stopped in a
     /// longer-lived program leaves no task or database pool behind).
-    pub fn start(store: Store, closing: CancellationToken) -> LiveEvents {
+    pub fn start(store: Store, per_tenant: usize, closing: CancellationToken) -> LiveEvents {
         let hub = Arc::new(Hub {
             tenants: Mutex::new(HashMap::new()),
+            per_tenant,
             streams: AtomicUsize::new(0),
         });
         let start_after = Arc::new(Mutex::new(NO_START));
@@ -209,12 +221,17 @@ impl LiveEvents {
         }
     }
 
-    /// Subscribes to `tenant`'s events, resuming after `resume` if given. Reads the newest
+    /// Subscribes to `tenant`'s events, resuming after `resume` if given; refused when the
+    /// tenant has as many subscribers on this node as it may. Reads the newest
     /// instance event id first, so that instance events after this call reach the
     /// subscriber even if the poller was idle until now. (An event whose id is older but
     /// whose transaction commits after this read still arrives, unless it commits before an
     /// idle poller's first read, at most one poll interval later.)
-    pub async fn subscribe(&self, tenant: &str, resume: Option<EventId>) -> Result<Subscription, StoreError> {
+    pub async fn subscribe(
+        &self,
+        tenant: &str,
+        resume: Option<EventId>,
+    ) -> Result<Subscription, SubscribeError> {
         let newest = self.store.last_instance_event_id().await?;
         let hub = &self.inner;
         let mut tenants = hub.tenants.lock();
@@ -222,6 +239,11 @@ impl LiveEvents {
             tenants.remove(tenant);
         }
         let stream = tenants.entry(tenant.to_owned()).or_insert_with(TenantStream::new);
+        if stream.subscribers >= hub.per_tenant {
+            return Err(SubscribeError::TooMany {
+                limit: hub.per_tenant,
+            });
+        }
         stream.subscribers += 1;
         stream.idle_since = None;
         let events = stream.channel.subscribe();
@@ -295,6 +317,7 @@ mod tests {
     fn hub() -> Hub {
         Hub {
             tenants: Mutex::new(HashMap::new()),
+            per_tenant: 10,
             streams: AtomicUsize::new(0),
         }
     }

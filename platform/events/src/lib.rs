@@ -8,4 +8,4 @@ mod hub;
 mod instance_poller;
 
 pub use filter::{EventFilter, EventId, FilterError};
-pub use hub::{LiveEvent, LiveEvents, Subscription};
+pub use hub::{LiveEvent, LiveEvents, SubscribeError, Subscription};

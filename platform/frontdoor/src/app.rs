@@ -45,6 +45,8 @@ pub struct AppConfig {
     pub stale_serve_max: Duration,
     /// Failed authentications one client address may cause per minute (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// Live-event streams (SSE and WebSocket) one tenant may hold open on this node.
+    pub live_streams_per_tenant: usize,
 }
 
 /// Cheap to clone; every clone serves the same state.
@@ -109,7 +111,11 @@ impl<R: Runner> App<R> {
     pub fn new(parts: AppParts<R>, config: AppConfig) -> App<R> {
         let auth = Authenticator::new(parts.store.clone(), config.stale_serve_max);
         let closing = CancellationToken::new();
-        let events = LiveEvents::start(parts.store.clone(), closing.clone());
+        let events = LiveEvents::start(
+            parts.store.clone(),
+            config.live_streams_per_tenant,
+            closing.clone(),
+        );
         let webhooks = WebhookCache::new(&parts.store, config.stale_serve_max);
         App {
             inner: Arc::new(AppState {

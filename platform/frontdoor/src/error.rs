@@ -128,6 +128,26 @@ impl ApiError {
     }
 }
 
+impl From<events::SubscribeError> for ApiError {
+    fn from(error: events::SubscribeError) -> ApiError {
+        match error {
+            events::SubscribeError::TooMany { limit } => {
+                let mut api = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_live_streams",
+                    format!(
+                        "this tenant already has {limit} live-event streams open on this node \
+                         (KILN_LIVE_STREAMS_PER_TENANT); close one, or filter one stream instead of opening several"
+                    ),
+                );
+                api.retry_after = Some(Duration::from_secs(5));
+                api
+            }
+            events::SubscribeError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl From<events::FilterError> for ApiError {
     fn from(error: events::FilterError) -> ApiError {
         ApiError::bad_request(error.code(), error.to_string())

@@ -28,10 +28,13 @@ where
     if let Some(last) = request.headers().get("last-event-id") {
         filter.after = Some(EventId::parse(&String::from_utf8_lossy(last.as_bytes()))?);
     }
-    let mut subscription = app.inner.events.subscribe(&tenant, filter.after).await?;
+    let subscription = app.inner.events.subscribe(&tenant, filter.after).await?;
     let closing = app.inner.closing.clone();
     let (chunks, body) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
+        // The whole subscription lives in this task: an async block would otherwise take only
+        // the fields it uses, and the subscriber's count would end with the handler.
+        let mut subscription = subscription;
         let epoch = subscription.epoch;
         let frame = |event: &LiveEvent| {
             Bytes::from(format!(

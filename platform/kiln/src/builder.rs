@@ -57,6 +57,8 @@ pub struct Limits {
     /// Failed authentications one client address may cause per minute before its requests
     /// are refused unchecked (`429 too_many_auth_failures`); 0: no limit.
     pub auth_failures_per_minute: u32,
+    /// Live-event streams (SSE and WebSocket) one tenant may hold open per node.
+    pub live_streams_per_tenant: usize,
 }
 
 impl Default for Limits {
@@ -78,6 +80,7 @@ impl Default for Limits {
             max_connections: 10_000,
             stale_serve_max: Duration::from_secs(3600),
             auth_failures_per_minute: 60,
+            live_streams_per_tenant: 100,
         }
     }
 }

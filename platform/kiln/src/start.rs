@@ -178,6 +178,7 @@ pub(crate) async fn start(settings: KilnBuilder) -> anyhow::Result<Running> {
             max_connections: limits.max_connections,
             stale_serve_max: limits.stale_serve_max,
             auth_failures_per_minute: limits.auth_failures_per_minute,
+            live_streams_per_tenant: limits.live_streams_per_tenant,
         },
     );
     let listener = TcpListener::bind(settings.bind)

@@ -42,6 +42,8 @@ pub struct Config {
     pub stale_serve_max: Duration,
     /// Failed authentications per client address per minute (0: no limit).
     pub auth_failures_per_minute: u32,
+    /// Live-event streams one tenant may hold open on this node.
+    pub live_streams_per_tenant: usize,
     /// This node's name for the instances it runs; `None`: kept in the data folder.
     pub node_id: Option<String>,
     pub instance_value_limit: usize,
@@ -123,6 +125,7 @@ impl Config {
                 _ => duration(&get, "KILN_STALE_SERVE_MAX", "1h")?,
             },
             auth_failures_per_minute: ranged(&get, "KILN_AUTH_FAILURES_PER_MINUTE", 60, 0, 1_000_000)? as u32,
+            live_streams_per_tenant: ranged(&get, "KILN_LIVE_STREAMS_PER_TENANT", 100, 1, 100_000)?,
             node_id: match get("KILN_NODE_ID") {
                 Some(node) if !is_node_id(&node) => {
                     return Err(format!(

@@ -35,6 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             max_connections: config.max_connections,
             stale_serve_max: config.stale_serve_max,
             auth_failures_per_minute: config.auth_failures_per_minute,
+            live_streams_per_tenant: config.live_streams_per_tenant,
         })
         .instances(InstanceSettings {
             value_limit: config.instance_value_limit,
