@@ -5,6 +5,9 @@ use thiserror::Error;
 
 use crate::hub::LiveEvent;
 
+/// What a subscriber is told when the events after its id are no longer kept.
+pub const GAP_REASON: &str = "events after the given id are no longer kept";
+
 /// The event types a subscriber may pick.
 const TYPES: [&str; 2] = ["invocation", "instance"];
 
@@ -108,6 +111,15 @@ impl EventFilter {
             }
         }
         Ok(filter)
+    }
+
+    /// Resumes after `last_event_id` (the `Last-Event-ID` header's bytes) when one is sent;
+    /// it takes the place of `after=`.
+    pub fn resuming_from(mut self, last_event_id: Option<&[u8]>) -> Result<EventFilter, FilterError> {
+        if let Some(last) = last_event_id {
+            self.after = Some(EventId::parse(&String::from_utf8_lossy(last))?);
+        }
+        Ok(self)
     }
 
     /// Whether `event` is for `tenant` and passes the filter.

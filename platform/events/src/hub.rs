@@ -152,31 +152,32 @@ impl Hub {
         self.streams.store(tenants.len(), Ordering::Relaxed);
     }
 
-    /// Adds an event to its tenant's stream, if the tenant has one.
+    /// Adds an event to its tenant's stream, if the tenant has one; only then is `data`
+    /// built (and anything allocated), so other tenants' traffic costs one lookup.
     pub(crate) fn publish(
         &self,
-        tenant: String,
+        tenant: &str,
         name: &'static str,
-        function: String,
-        instance: Option<String>,
-        data: Value,
+        function: &str,
+        instance: Option<&str>,
+        data: impl FnOnce() -> Value,
     ) {
         let mut tenants = self.tenants.lock();
-        let Some(stream) = tenants.get_mut(&tenant) else {
+        let Some(stream) = tenants.get_mut(tenant) else {
             return;
         };
         if stream.lapsed() {
-            tenants.remove(&tenant);
+            tenants.remove(tenant);
             self.streams.store(tenants.len(), Ordering::Relaxed);
             return;
         }
         let event = Arc::new(LiveEvent {
             seq: stream.next_seq,
-            tenant,
+            tenant: tenant.to_owned(),
             name,
-            function,
-            instance,
-            data,
+            function: function.to_owned(),
+            instance: instance.map(str::to_owned),
+            data: data(),
         });
         stream.next_seq += 1;
         if stream.recent.len() == BACKLOG {
@@ -297,16 +298,16 @@ impl LiveEvents {
         if !self.inner.is_keeping() {
             return;
         }
-        let data = json!({
-            "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            "function": function,
-            "version": version,
-            "status": status,
-            "duration_ms": duration.as_secs_f64() * 1000.0,
-            "cold": cold,
+        self.inner.publish(tenant, "invocation", function, None, || {
+            json!({
+                "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+                "function": function,
+                "version": version,
+                "status": status,
+                "duration_ms": duration.as_secs_f64() * 1000.0,
+                "cold": cold,
+            })
         });
-        self.inner
-            .publish(tenant.to_owned(), "invocation", function.to_owned(), None, data);
     }
 }
 
@@ -323,7 +324,7 @@ mod tests {
     }
 
     fn publish(hub: &Hub, tenant: &str) {
-        hub.publish(tenant.into(), "invocation", "f".into(), None, json!({}));
+        hub.publish(tenant, "invocation", "f", None, || json!({}));
     }
 
     #[test]

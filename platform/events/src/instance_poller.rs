@@ -98,18 +98,19 @@ pub(crate) async fn poll_instance_events(
             if event.id <= history {
                 continue;
             }
-            let data = json!({
-                "time": humantime::format_rfc3339_millis(event.at).to_string(),
-                "instance": event.instance,
-                "function": event.function,
-                "kind": event.kind,
-            });
             hub.publish(
-                event.tenant,
+                &event.tenant,
                 "instance",
-                event.function,
-                Some(event.instance),
-                data,
+                &event.function,
+                Some(&event.instance),
+                || {
+                    json!({
+                        "time": humantime::format_rfc3339_millis(event.at).to_string(),
+                        "instance": event.instance,
+                        "function": event.function,
+                        "kind": event.kind,
+                    })
+                },
             );
         }
         let forgotten = last.unwrap_or(0) - LOOK_BACK;

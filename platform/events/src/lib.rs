@@ -7,5 +7,5 @@ mod filter;
 mod hub;
 mod instance_poller;
 
-pub use filter::{EventFilter, EventId, FilterError};
+pub use filter::{EventFilter, EventId, FilterError, GAP_REASON};
 pub use hub::{LiveEvent, LiveEvents, SubscribeError, Subscription};

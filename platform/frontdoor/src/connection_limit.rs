@@ -88,20 +88,21 @@ mod tests {
     }
 }
 
-/// A connection's place under the limit, in each of its requests' extensions: a request
-/// that takes the connection over (a WebSocket) keeps it while the session lasts.
+/// What a request that takes its connection over (a WebSocket) needs of the connection:
+/// its place under the limit, kept while the session lasts, and its descriptor, to tune.
+/// Only requests asking for an upgrade carry it, so ordinary requests pay nothing.
 #[derive(Clone)]
-pub(crate) struct ConnectionPermit(
-    #[allow(dead_code, reason = "held, never read")] pub std::sync::Arc<OwnedSemaphorePermit>,
-);
+pub(crate) struct UpgradableConnection {
+    pub permit: std::sync::Arc<OwnedSemaphorePermit>,
+    /// Open while the request is served, not after.
+    fd: std::os::fd::RawFd,
+}
 
-/// The descriptor of the TCP connection a request came on, for a request that takes the
-/// connection over and tunes it (a WebSocket bounds its send buffer). It stays open while
-/// the request is served.
-#[derive(Clone, Copy)]
-pub(crate) struct ConnectionSocket(pub std::os::fd::RawFd);
+impl UpgradableConnection {
+    pub(crate) fn new(permit: std::sync::Arc<OwnedSemaphorePermit>, fd: std::os::fd::RawFd) -> Self {
+        UpgradableConnection { permit, fd }
+    }
 
-impl ConnectionSocket {
     /// Fixes the kernel's send buffer for this connection at `bytes` (the kernel doubles
     /// it), instead of letting it grow to `tcp_wmem`'s maximum (4 MiB by default) for a
     /// peer that does not read.
@@ -110,9 +111,9 @@ impl ConnectionSocket {
     ///
     /// Only while the request whose extensions held this is being served: its connection
     /// owns the descriptor until then. Later the number may name another socket.
-    pub(crate) unsafe fn limit_send_buffer(self, bytes: usize) {
+    pub(crate) unsafe fn limit_send_buffer(&self, bytes: usize) {
         // SAFETY: the caller serves this connection's request, so the descriptor is open.
-        let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.0) };
+        let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
         if let Err(error) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::SndBuf, &bytes) {
             tracing::debug!(%error, "cannot limit a connection's send buffer");
         }

@@ -11,12 +11,20 @@ use tokio::sync::{broadcast, mpsc};
 use crate::App;
 use crate::body::{RequestBody, ResponseBody, streamed_body};
 use crate::error::ApiError;
-use events::{EventFilter, EventId, LiveEvent};
+use events::{EventFilter, EventId, GAP_REASON, LiveEvent};
+use serde_json::json;
 
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// A client that takes nothing for this long is gone or stuck: the stream ends.
 const WRITE_STALL: Duration = Duration::from_secs(10);
+
+/// The filter and resume point a live-events request asks for (query and `Last-Event-ID`),
+/// for this stream and the WebSocket alike.
+pub(crate) fn requested_filter<B>(request: &Request<B>) -> Result<EventFilter, ApiError> {
+    let last_event_id = request.headers().get("last-event-id").map(HeaderValue::as_bytes);
+    Ok(EventFilter::from_query(request.uri().query())?.resuming_from(last_event_id)?)
+}
 
 pub async fn stream<R, B>(app: &App<R>, request: Request<B>) -> Result<Response<ResponseBody>, ApiError>
 where
@@ -24,10 +32,7 @@ where
     B: RequestBody,
 {
     let tenant = app.tenant_claims(&request).await?.tenant;
-    let mut filter = EventFilter::from_query(request.uri().query())?;
-    if let Some(last) = request.headers().get("last-event-id") {
-        filter.after = Some(EventId::parse(&String::from_utf8_lossy(last.as_bytes()))?);
-    }
+    let filter = requested_filter(&request)?;
     let subscription = app.inner.events.subscribe(&tenant, filter.after).await?;
     let closing = app.inner.closing.clone();
     let (chunks, body) = mpsc::channel::<Bytes>(64);
@@ -47,9 +52,8 @@ where
         // Tells the client the stream is open before the first event.
         let mut opening = vec![Bytes::from_static(b": connected\n\n")];
         if subscription.gap {
-            opening.push(Bytes::from_static(
-                b"event: gap\ndata: {\"reason\":\"events after the given id are no longer kept\"}\n\n",
-            ));
+            let gap = json!({"reason": GAP_REASON});
+            opening.push(Bytes::from(format!("event: gap\ndata: {gap}\n\n")));
         }
         let backlog = std::mem::take(&mut subscription.backlog);
         opening.extend(

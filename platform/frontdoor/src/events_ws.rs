@@ -33,9 +33,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::App;
 use crate::body::{RequestBody, ResponseBody, bearer_token, full_body};
-use crate::connection_limit::{ConnectionPermit, ConnectionSocket};
+use crate::connection_limit::UpgradableConnection;
 use crate::error::ApiError;
-use events::{EventFilter, EventId, LiveEvent, Subscription};
+use crate::events_sse::requested_filter;
+use events::{EventFilter, EventId, GAP_REASON, LiveEvent, Subscription};
 
 /// The subprotocol Kiln speaks on this route.
 pub const PROTOCOL: &str = "kiln.events.v1";
@@ -83,16 +84,14 @@ where
     }
     let claims = app.inner.auth.authenticate(token.as_deref(), None).await?;
     tracing::Span::current().record("tenant", claims.tenant.as_str());
-    let mut filter = EventFilter::from_query(request.uri().query())?;
-    if let Some(last) = request.headers().get("last-event-id") {
-        filter.after = Some(EventId::parse(&String::from_utf8_lossy(last.as_bytes()))?);
-    }
+    let filter = requested_filter(&request)?;
     let subscription = app.inner.events.subscribe(&claims.tenant, filter.after).await?;
-    let permit = request.extensions_mut().remove::<ConnectionPermit>();
-    if let Some(socket) = request.extensions().get::<ConnectionSocket>() {
+    let connection = request.extensions_mut().remove::<UpgradableConnection>();
+    if let Some(connection) = &connection {
         // SAFETY: called while this request, and so its connection, is being served.
-        unsafe { socket.limit_send_buffer(SEND_BUFFER) };
+        unsafe { connection.limit_send_buffer(SEND_BUFFER) };
     }
+    let permit = connection.map(|connection| connection.permit);
     let upgrading = hyper::upgrade::on(&mut request);
     let closing = app.inner.closing.clone();
     let tenant = claims.tenant;
@@ -208,8 +207,7 @@ impl Session {
     async fn run(mut self, mut subscription: Subscription) {
         let epoch = subscription.epoch;
         if subscription.gap {
-            let gap =
-                json!({"type": "gap", "data": {"reason": "events after the given id are no longer kept"}});
+            let gap = json!({"type": "gap", "data": {"reason": GAP_REASON}});
             if !self.send(Message::text(gap.to_string())).await {
                 return;
             }

@@ -176,10 +176,9 @@ where
             ],
         );
     }
-    let streamed = matches!(outcome.response.body, FunctionBody::Streamed(_));
-    let body = match outcome.response.body {
-        FunctionBody::Full(bytes) => full_body(bytes),
-        FunctionBody::Streamed(stream) => stream.map_err(BoxError::from).boxed_unsync(),
+    let (body, streamed) = match outcome.response.body {
+        FunctionBody::Full(bytes) => (full_body(bytes), false),
+        FunctionBody::Streamed(stream) => (stream.map_err(BoxError::from).boxed_unsync(), true),
     };
     let mut response = Response::new(body);
     *response.status_mut() = outcome.response.status;

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::App;
 use crate::client_addr::PeerAddr;
-use crate::connection_limit::{ConnectionPermit, ConnectionSocket};
+use crate::connection_limit::UpgradableConnection;
 use crate::lingering_close::LingeringStream;
 use crate::unread_body;
 use http::Request;
@@ -132,12 +132,15 @@ impl<R: Runner> Connections<'_, R> {
         let _ = stream.set_nodelay(true);
         let app = self.app.clone();
         let requests = self.requests.clone();
-        let permit = ConnectionPermit(std::sync::Arc::new(open));
-        let socket = ConnectionSocket(std::os::fd::AsRawFd::as_raw_fd(&stream));
+        let upgradable = UpgradableConnection::new(
+            std::sync::Arc::new(open),
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+        );
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(PeerAddr(peer.ip()));
-            request.extensions_mut().insert(permit.clone());
-            request.extensions_mut().insert(socket);
+            if request.headers().contains_key(http::header::UPGRADE) {
+                request.extensions_mut().insert(upgradable.clone());
+            }
             let app = app.clone();
             let in_flight = requests.token();
             async move {
