@@ -5,18 +5,21 @@
 # kilnd's idle memory and its memory per warm container, durable checkpoint round trips,
 # wake-ups of many sleeping instances, streamed responses (chunk lag, kilnd's memory under a
 # 1 GiB stream), WebSocket live-event subscribers under load, and warm calls while PostgreSQL is stopped or frozen
-# (on a PostgreSQL cluster of the bench's own).
-# Usage: scripts/bench.sh [warm|cold|images|rss|stream|events|checkpoints|wakes|outage|all]   (needs root; builds in release mode)
+# (on a PostgreSQL cluster of the bench's own). `profile` (not part of `all`) records kilnd with perf
+# under warm calls and draws the warm path as a flame graph in target/profiles/, with tables of
+# its top frames and of where the time goes.
+# Usage: scripts/bench.sh [warm|cold|images|rss|stream|events|checkpoints|wakes|outage|profile|all]   (needs root; builds in release mode)
 # Knobs: BENCH_REQUESTS, BENCH_CONCURRENCY, BENCH_SECONDS, BENCH_RUNS, BENCH_CHECKPOINT_INSTANCES,
 # BENCH_CHECKPOINTS, BENCH_SLEEPERS, BENCH_LEAD_SECONDS, BENCH_SPREAD_SECONDS, BENCH_IMAGE_MB,
 # BENCH_IMAGE_REQUESTS, BENCH_OUTAGE_SECONDS, BENCH_STREAM_MIB, BENCH_SUBSCRIBERS, BENCH_EVENT_TENANTS,
-# BENCH_EVENT_RATE.
+# BENCH_EVENT_RATE, BENCH_PROFILE_SECONDS (load), BENCH_PROFILE_RECORD (recorded part of it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$KILN_ROOT"
 
 which="${1:-all}"
 kiln_install_packages
+[ "$which" != profile ] || kiln_apt_install linux-perf
 database_url="$(kiln_database_url)"
 say "building (release)"
 cargo build --release -p kilnd -p bench >&2
@@ -212,5 +215,25 @@ if [ "$which" = outage ] || [ "$which" = all ]; then
     --stop "runuser -u postgres -- $pg_bin/pg_ctl -D $pg_dir -m fast stop >/dev/null" --start "$pg_start" \
     --freeze "pm=\$($postmaster); kill -STOP \$pm; pkill -STOP -P \$pm" \
     --thaw "pm=\$($postmaster); kill -CONT \$pm; pkill -CONT -P \$pm"
+  echo
+fi
+if [ "$which" = profile ]; then
+  # perf records kilnd alone, past the load's warm-up, while warm calls run through it.
+  out="$KILN_ROOT/target/profiles"
+  mkdir -p "$out"
+  echo "### Profile of the warm path"
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  "$bench" load "${target[@]}" --concurrency "${BENCH_CONCURRENCY:-4}" --seconds "${BENCH_PROFILE_SECONDS:-12}" &
+  load_pid=$!
+  sleep 4
+  perf record -F 999 --call-graph dwarf,16384 -p "$kilnd_pid" -o "$out/perf.data" -- sleep "${BENCH_PROFILE_RECORD:-5}" >&2
+  wait "$load_pid"
+  echo
+  perf script -i "$out/perf.data" >"$out/perf.txt"
+  "$bench" flame --perf-script "$out/perf.txt" --folded "$out/warm.folded" --svg "$out/warm-flame.svg"
+  echo
+  echo "Flame graph: $out/warm-flame.svg (folded stacks: $out/warm.folded)"
   echo
 fi

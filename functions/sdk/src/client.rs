@@ -5,10 +5,10 @@
 //! sends it once more; a failure on a fresh connection is returned as is.
 
 use std::io::{self, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use crate::http::{self, HttpResponse, ReadError, RequestFraming};
+use crate::runtime_socket::RuntimeSocket;
 
 /// Bodies up to this size are written together with the request head in one write.
 const COALESCE_LIMIT: usize = 16 * 1024;
@@ -16,7 +16,7 @@ const COALESCE_LIMIT: usize = 16 * 1024;
 #[derive(Debug)]
 pub(crate) struct Client {
     path: PathBuf,
-    connection: Option<BufReader<UnixStream>>,
+    connection: Option<BufReader<RuntimeSocket>>,
 }
 
 /// How one request/response exchange on a connection failed.
@@ -67,7 +67,7 @@ impl Client {
     }
 
     /// Keeps `connection` for the next request if the response allows it.
-    fn keep(&mut self, connection: BufReader<UnixStream>, response: HttpResponse) -> HttpResponse {
+    fn keep(&mut self, connection: BufReader<RuntimeSocket>, response: HttpResponse) -> HttpResponse {
         // Bytes beyond the response mean the two sides disagree about framing: start over.
         if response.keep_alive && connection.buffer().is_empty() {
             self.connection = Some(connection);
@@ -95,7 +95,7 @@ impl Client {
 /// A request whose body is being sent in chunks; its connection closes with it.
 #[derive(Debug)]
 pub(crate) struct ChunkedRequest {
-    connection: BufReader<UnixStream>,
+    connection: BufReader<RuntimeSocket>,
 }
 
 impl ChunkedRequest {
@@ -142,8 +142,8 @@ impl ChunkedRequest {
     }
 }
 
-fn open(path: &Path) -> io::Result<BufReader<UnixStream>> {
-    let stream = UnixStream::connect(path).map_err(|error| {
+fn open(path: &Path) -> io::Result<BufReader<RuntimeSocket>> {
+    let stream = RuntimeSocket::connect(path).map_err(|error| {
         io::Error::new(
             error.kind(),
             format!("cannot connect to {}: {error}", path.display()),
@@ -153,7 +153,7 @@ fn open(path: &Path) -> io::Result<BufReader<UnixStream>> {
 }
 
 fn exchange(
-    connection: &mut BufReader<UnixStream>,
+    connection: &mut BufReader<RuntimeSocket>,
     head: &[u8],
     body: &[u8],
 ) -> Result<HttpResponse, ExchangeError> {
@@ -170,7 +170,7 @@ fn exchange(
     })
 }
 
-fn write_request(stream: &mut UnixStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+fn write_request(stream: &mut RuntimeSocket, head: &[u8], body: &[u8]) -> io::Result<()> {
     if body.len() <= COALESCE_LIMIT {
         let mut message = Vec::with_capacity(head.len() + body.len());
         message.extend_from_slice(head);

@@ -66,6 +66,7 @@ mod instance;
 mod invocation;
 mod response;
 mod runtime;
+mod runtime_socket;
 mod serve;
 
 pub use body_writer::BodyWriter;

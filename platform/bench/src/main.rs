@@ -13,7 +13,10 @@
 //! - `stream`: streamed responses: chunk delivery lag and kilnd's memory under a 1 GiB stream;
 //! - `events`: WebSocket live-event subscribers over many tenants while invocations run:
 //!   delivery lag and kilnd's memory per subscriber;
-//! - `outage`: warm calls while kilnd's PostgreSQL is stopped, then frozen (commands given).
+//! - `outage`: warm calls while kilnd's PostgreSQL is stopped, then frozen (commands given);
+//! - `load`: warm calls through kilnd and nothing else, for `perf` to record kilnd meanwhile;
+//! - `flame`: a flame graph of `perf script` output, with tables of the top frames and of the
+//!   share of samples in each part of kilnd (front door, runtime API, allocator, kernel...).
 //!
 //! Run through `scripts/bench.sh`, which builds everything and starts kilnd.
 
@@ -21,6 +24,7 @@ mod cold;
 mod direct;
 mod durable;
 mod events;
+mod flame;
 mod images;
 mod kiln_client;
 mod outage;
@@ -33,6 +37,8 @@ use anyhow::{Context, bail};
 
 const USAGE: &str = "usage:
   kiln-bench warm --url URL --token JWT --tenant T --testbed PATH [--requests N] [--concurrency C] [--seconds S]
+  kiln-bench load --url URL --token JWT --tenant T --testbed PATH [--concurrency C] [--seconds S]
+  kiln-bench flame --perf-script FILE --folded FILE --svg FILE [--title T] [--top N]
   kiln-bench cold --url URL --token JWT --tenant T --testbed PATH --kilnd PATH [--runs N]
   kiln-bench images --url URL --token JWT --tenant T --upload-image ARCHIVE --cold-image ARCHIVE --python-handler FILE --python-sdk DIR --kilnd PATH --pid KILND_PID [--synthetic-mb 100,500] [--runs N] [--requests N]
   kiln-bench outage --url URL --token JWT --tenant T --testbed PATH --stop CMD --start CMD --freeze CMD --thaw CMD [--concurrency C] [--seconds S]
@@ -69,6 +75,32 @@ async fn main() -> anyhow::Result<()> {
                 seconds: number("--seconds", 10)? as u64,
             };
             warm::run(&target, required("--testbed")?.as_ref(), &settings).await
+        }
+        "load" => {
+            let target =
+                kiln_client::KilnTarget::new(required("--url")?, required("--token")?, required("--tenant")?);
+            warm::load(
+                &target,
+                required("--testbed")?.as_ref(),
+                number("--concurrency", 4)?,
+                number("--seconds", 10)? as u64,
+            )
+            .await
+        }
+        "flame" => {
+            let (perf_script, folded, svg) = (
+                required("--perf-script")?,
+                required("--folded")?,
+                required("--svg")?,
+            );
+            let title = flag("--title").unwrap_or_else(|| "kilnd, warm invocations".to_owned());
+            flame::run(
+                perf_script.as_ref(),
+                folded.as_ref(),
+                svg.as_ref(),
+                &title,
+                number("--top", 15)?,
+            )
         }
         "cold" => {
             let target =

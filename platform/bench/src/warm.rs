@@ -22,6 +22,7 @@ pub struct WarmSettings {
 }
 
 const FUNCTION: &str = "bench-warm";
+const LOAD_FUNCTION: &str = "bench-load";
 
 pub async fn run(kiln: &KilnTarget, testbed: &Path, settings: &WarmSettings) -> anyhow::Result<()> {
     let body = Bytes::from(vec![b'k'; 128]);
@@ -103,7 +104,28 @@ pub async fn run(kiln: &KilnTarget, testbed: &Path, settings: &WarmSettings) -> 
     Ok(())
 }
 
-fn check_kiln(reply: (u16, Bytes, Duration), body: &Bytes) -> anyhow::Result<()> {
+/// Warm calls through kilnd from `concurrency` callers for `seconds`, and nothing else: the
+/// load `scripts/bench.sh profile` records kilnd under.
+pub async fn load(kiln: &KilnTarget, testbed: &Path, concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+    let body = Bytes::from(vec![b'k'; 128]);
+    let path = kiln.upload_warm(LOAD_FUNCTION, testbed, concurrency).await?;
+    for _ in 0..200 {
+        check_kiln(kiln.call(Method::POST, &path, body.clone()).await?, &body)?;
+    }
+    let rate = {
+        let (kiln, path) = (kiln.clone(), path.clone());
+        throughput(concurrency, Duration::from_secs(seconds), move |_| {
+            let (kiln, path, body) = (kiln.clone(), path.clone(), body.clone());
+            async move { check_kiln(kiln.call(Method::POST, &path, body.clone()).await?, &body) }
+        })
+        .await?
+    };
+    kiln.delete(LOAD_FUNCTION).await?;
+    println!("| warm calls through kilnd ({concurrency} callers, {seconds}s) | {rate:.0}/s |");
+    Ok(())
+}
+
+pub(crate) fn check_kiln(reply: (u16, Bytes, Duration), body: &Bytes) -> anyhow::Result<()> {
     if reply.0 != 200 || reply.1 != body {
         bail!(
             "kilnd answered {}: {}",
@@ -115,7 +137,7 @@ fn check_kiln(reply: (u16, Bytes, Duration), body: &Bytes) -> anyhow::Result<()>
 }
 
 /// Calls per second achieved by `callers` loops running `call` for `duration`.
-async fn throughput<F, Fut>(callers: usize, duration: Duration, call: F) -> anyhow::Result<f64>
+pub(crate) async fn throughput<F, Fut>(callers: usize, duration: Duration, call: F) -> anyhow::Result<f64>
 where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
